@@ -16,11 +16,11 @@ def register(app: typer.Typer) -> None:
         """Render per-function tables (Markdown, CSV, JSON), timelines, pipeline comparison and scaling
         charts, and one self-contained index.html from what is on disk in RUN_DIR."""
         from memharness.report import build
-        from memharness.report.runinfo import NotARunError
+        from memharness.results.manifest import BrokenRunError
 
         try:
             index = build(run_dir, output)
-        except NotARunError as exc:
+        except BrokenRunError as exc:
             typer.echo(f"memharness report: {exc}", err=True)
             raise typer.Exit(2) from None
         typer.echo(summary_text(index))

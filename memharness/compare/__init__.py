@@ -14,6 +14,7 @@ from memharness.compare.engine import compare as compare_sides
 from memharness.compare.rule import Rule
 from memharness.compare.sides import CompareError, load_side, split_spec
 from memharness.report.aggregate import load_manifest
+from memharness.results.manifest import BrokenRunError
 
 __all__ = ["METRICS", "CompareError", "Result", "Rule", "baseline_spec_for", "compare"]
 
@@ -32,7 +33,7 @@ def baseline_spec_for(current_spec: str, store: Path = DEFAULT_STORE, name: str 
     if name is None:
         try:
             name = str(load_manifest(run).get("scenario", ""))
-        except FileNotFoundError as exc:
+        except BrokenRunError as exc:
             raise CompareError(str(exc)) from None
     base = get_baseline(name, store)
     if base.variant is None and variant is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from memharness.core.atomic import read_json
 from memharness.report.aggregate import Row, collect, load_manifest
+from memharness.results.manifest import BrokenRunError
 
 
 class CompareError(Exception):
@@ -65,10 +66,8 @@ def open_run(spec: str) -> tuple[Path, str | None, dict[str, Any]]:
         raise CompareError(f"{run_dir}: no such run folder")
     try:
         manifest = load_manifest(run_dir)
-    except FileNotFoundError as exc:
+    except BrokenRunError as exc:  # no manifest, or one that is not JSON / not a run manifest
         raise CompareError(str(exc)) from None
-    except ValueError as exc:  # a manifest that is not JSON
-        raise CompareError(f"{run_dir}/manifest.json: {exc}") from None
     return run_dir, variant, manifest
 
 

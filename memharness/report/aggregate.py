@@ -22,6 +22,7 @@ from typing import Any
 
 from memharness.core.atomic import read_json
 from memharness.core.records import CallRecord, read_calls, read_timeline, tree_rss_series
+from memharness.results.manifest import read_manifest
 
 TREE = "(process tree)"
 HOST_METRICS = ("start", "increment", "final", "peak", "peak_over_start", "duration_s", "calls")
@@ -133,10 +134,8 @@ def cell_figures(cell_dir: Path) -> dict[str, dict[str, float]]:
 
 
 def load_manifest(run_dir: Path) -> dict[str, Any]:
-    manifest = read_json(Path(run_dir) / "manifest.json")
-    if manifest is None:
-        raise FileNotFoundError(f"{run_dir} is not a memharness run folder (no manifest.json)")
-    return manifest
+    """The checked manifest; raises `memharness.results.BrokenRunError` (or `NotARunError`) naming the file."""
+    return read_manifest(run_dir)
 
 
 def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",)) -> list[Row]:

@@ -25,10 +25,9 @@ from memharness.core.records import (
     read_timeline,
     timeline_header,
 )
+from memharness.results.manifest import BrokenRunError, NotARunError, read_manifest
 
-
-class NotARunError(Exception):
-    """The folder given is not a memharness run folder."""
+__all__ = ["BrokenRunError", "Cell", "CellSeries", "NotARunError", "RunInfo", "Series", "load_run"]
 
 
 @dataclass
@@ -208,20 +207,9 @@ class RunInfo:
 
 
 def load_run(run_dir: Path) -> RunInfo:
+    """The run folder's manifest and cells; raises `BrokenRunError` (or its `NotARunError`) naming the file."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise NotARunError(f"{run_dir} is not a folder")
-    try:
-        manifest = read_json(run_dir / "manifest.json")
-    except (json.JSONDecodeError, OSError) as exc:
-        raise NotARunError(f"{run_dir}/manifest.json cannot be read: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != "memharness-run":
-        hint = ""
-        runs = sorted(run_dir.glob("*/manifest.json")) + sorted(run_dir.glob("*/*/manifest.json"))
-        if runs:
-            hint = f"; run folders below it: {', '.join(str(p.parent) for p in runs[-3:])}"
-        what = "no manifest.json" if manifest is None else "manifest.json is not a memharness run manifest"
-        raise NotARunError(f"{run_dir} is not a memharness run folder ({what}){hint}")
+    manifest = read_manifest(run_dir)
     cells = []
     for c in manifest.get("cells", []):
         cells.append(Cell(
