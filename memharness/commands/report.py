@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+DISK_FULL = 3  # exit code: the disk filled while the report was written (2 is bad input)
+
 
 def register(app: typer.Typer) -> None:
     @app.command("report")
@@ -16,12 +18,21 @@ def register(app: typer.Typer) -> None:
         """Render per-function tables (Markdown, CSV, JSON), timelines, pipeline comparison and scaling
         charts, and one self-contained index.html from what is on disk in RUN_DIR."""
         from memharness.report import build
+        from memharness.report.builder import ReportWriteError
         from memharness.results.manifest import BrokenRunError
 
         try:
             index = build(run_dir, output)
         except BrokenRunError as exc:
             typer.echo(f"memharness report: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except ReportWriteError as exc:
+            again = f"memharness report {run_dir}" + (f" --output {output}" if output is not None else "")
+            if exc.disk_full:
+                typer.echo(f"memharness report: disk full writing {exc.path}: free space and rerun {again}",
+                           err=True)
+                raise typer.Exit(DISK_FULL) from None
+            typer.echo(f"memharness report: {exc}; choose a writable --output", err=True)
             raise typer.Exit(2) from None
         typer.echo(summary_text(index))
 

@@ -3,7 +3,9 @@ alone. Phase timings go into `timings` when given (scripts/bench_report.py print
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,11 +33,43 @@ def _clear(out_dir: Path) -> None:
             f.unlink()
 
 
+class ReportWriteError(Exception):
+    """The report folder could not be written (disk full, read-only, a file in the way). `path` is what
+    failed, `disk_full` says whether freeing space would help; files written before stay complete (every
+    write is atomic), and no temporary file is left."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = Path(path)
+        self.error = error
+        self.disk_full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        super().__init__(f"cannot write {self.path}: {error.strerror or error}")
+
+
+def _is_report_path(filename: Any, out: Path) -> bool:
+    """Whether a failed file is the report folder, inside it, or a folder above it that had to be made."""
+    if not filename:
+        return False
+    p = Path(os.path.abspath(filename))
+    out = Path(os.path.abspath(out))
+    return p == out or out in p.parents or p in out.parents
+
+
 def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] | None = None) -> Path:
     """Render the report of a run folder into `out_dir` (default `run_dir/report`); return index.html.
 
-    Raises `runinfo.NotARunError` for a folder that is not a run.
+    Raises `memharness.results.BrokenRunError` (or its `NotARunError`) for a folder that is not a readable
+    run, and `ReportWriteError` when the report folder cannot be written.
     """
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    try:
+        return _build(Path(run_dir), out, timings)
+    except OSError as exc:
+        if _is_report_path(exc.filename, out):
+            raise ReportWriteError(Path(exc.filename), exc) from exc
+        raise
+
+
+def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
     from memharness.report.compare_chart import pipeline_colors, render_compare
     from memharness.report.html import Chart, Page, missing_targets, render
     from memharness.report.lineprof_render import copy_line_tables
@@ -45,8 +79,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
 
     timings = timings if timings is not None else {}
     with _phase(timings, "load"):
-        run = load_run(Path(run_dir))
-        out = Path(out_dir) if out_dir is not None else run.dir / "report"
+        run = load_run(run_dir)
         out.mkdir(parents=True, exist_ok=True)
         _clear(out)
         order = run.target_order()

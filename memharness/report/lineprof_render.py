@@ -7,6 +7,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from memharness.core.atomic import write_bytes
 from memharness.report.runinfo import RunInfo
 
 
@@ -26,7 +27,7 @@ def copy_line_tables(run: RunInfo, out_dir: Path) -> list[LineTable]:
     for cell in run.cells:
         for f in cell.lineprof_files():
             dest = dest_root / cell.id / f.name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dest)
-            found.append(LineTable(cell.id, f.stem, f.read_text(encoding="utf-8", errors="replace"), dest))
+            data = f.read_bytes()
+            write_bytes(dest, data)  # atomic, like every report file: a full disk leaves no half copy
+            found.append(LineTable(cell.id, f.stem, data.decode("utf-8", errors="replace"), dest))
     return found

@@ -1,0 +1,97 @@
+"""`memharness report` when the report cannot be written: a full disk (a small tmpfs mounted by the test)
+and an output that is read-only or blocked by a file. One line, a distinct exit code, no traceback, and no
+half-written or temporary file left."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from runfactory import FakeCall, FakeCell, make_run
+from typer.testing import CliRunner
+
+from memharness.cli import app
+
+
+def _mount_tmpfs(where: Path, options: str) -> None:
+    where.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN): {proc.stderr.strip()}")
+
+
+def _umount(where: Path) -> None:
+    subprocess.run(["umount", str(where)], check=True)
+
+
+@pytest.fixture
+def small_run(tmp_path) -> Path:
+    calls = [FakeCall("pkg.index", 100, 400, 900, 0.2, 3.0, children=[FakeCall("pkg.kmeans", 150, 300, 880, 1, 2)])]
+    return make_run(tmp_path / "runs", [FakeCell("a", 100, calls=calls), FakeCell("b", 100, calls=calls),
+                                        FakeCell("a", 200, calls=calls), FakeCell("b", 200, calls=calls)])
+
+
+def _left_over(folder: Path) -> list[str]:
+    """Temporary files, and files that are not complete (every JSON parses, every PNG has its end chunk)."""
+    bad = []
+    for f in folder.rglob("*"):
+        if not f.is_file():
+            continue
+        if f.name.endswith(".tmp"):
+            bad.append(f"temp file {f}")
+        elif f.suffix == ".json":
+            try:
+                json.loads(f.read_text())
+            except ValueError:
+                bad.append(f"half-written {f}")
+        elif f.suffix == ".png" and not f.read_bytes().endswith(b"IEND\xaeB`\x82"):
+            bad.append(f"half-written {f}")
+    return bad
+
+
+def test_report_on_full_disk_is_one_line_and_leaves_no_half_file(small_run, tmp_path):
+    mnt = tmp_path / "small-disk"
+    _mount_tmpfs(mnt, "size=96k")
+    try:
+        out = mnt / "report"
+        result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
+        assert result.exit_code == 3, result.output  # DISK_FULL in commands/report.py
+        assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(f"memharness report: disk full writing {out}/"), line
+        assert line.endswith(f": free space and rerun memharness report {small_run} --output {out}"), line
+        assert _left_over(mnt) == []
+        # free space (grow the tmpfs) and rerun: the report completes in the same folder
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mnt)], check=True)
+        again = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
+        assert again.exit_code == 0, again.output
+        assert (out / "index.html").exists() and _left_over(mnt) == []
+    finally:
+        _umount(mnt)
+
+
+def test_report_into_read_only_output(small_run, tmp_path):
+    mnt = tmp_path / "ro"
+    _mount_tmpfs(mnt, "size=1m,ro")
+    try:
+        out = mnt / "report"
+        result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
+        assert result.exit_code == 2, result.output
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert result.stderr.strip() == (f"memharness report: cannot write {out}: Read-only file system; "
+                                         "choose a writable --output")
+    finally:
+        _umount(mnt)
+
+
+def test_report_into_output_blocked_by_a_file(small_run, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "report"
+    result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.stderr.strip() == (f"memharness report: cannot write {out}: Not a directory; "
+                                     "choose a writable --output")
