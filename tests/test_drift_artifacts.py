@@ -271,3 +271,44 @@ def test_unreadable_pt_is_a_differing_row(two):
     code, data = run_json(a, b)
     row = rows_by_name(data)["centroids.pt"]
     assert code == 1 and row["kind"] == "error" and row["note"].startswith("B: ")
+
+
+@pytest.mark.parametrize("layout", ["empty", "no_artifacts"])
+def test_empty_or_non_index_folders_are_refused(tmp_path: Path, layout: str):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+        if layout == "no_artifacts":
+            (d / "notes.txt").write_text("not an index")
+            (d / "sub").mkdir()
+            (d / "sub" / "log.txt").write_text("x")
+    res = runner.invoke(app, ["artifacts", "diff", str(a), str(b)])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip() == (f"error: no index artifacts found in A {a}: looked for *.pt, *.npy, *.json files "
+                                  "in it and below it (a ColBERT index folder, or a memharness cell folder with "
+                                  "the index under work/)")
+    assert res.stdout == ""
+
+
+def test_one_empty_side_is_refused(tmp_path: Path, two):
+    a, _ = two
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["artifacts", "diff", str(a), str(tmp_path / "empty")])
+    assert res.exit_code == 2 and "no index artifacts found in B " in res.stderr
+
+
+def test_nested_pt_that_fails_to_load_on_one_side_shows_the_error(two):
+    a, b = two
+    (b / "buckets.pt").write_bytes(b"\x80\x04garbage")  # a tuple of two tensors on side A
+    code, data = run_json(a, b)
+    assert code == 1 and not data["ok"]
+    rows = [r for r in data["rows"] if r["artifact"].startswith("buckets.pt")]
+    assert len(rows) == 1, rows  # one row for the file, no "missing in B" rows for A's leaves
+    (row,) = rows
+    assert row["present"] == "both" and row["kind"] == "error" and not row["ok"]
+    assert row["note"].startswith("B: cannot load: UnpicklingError"), row["note"]
+    assert "missing" not in row["note"]
+    assert data["summary"]["load_errors"] == 1
+    md = runner.invoke(app, ["artifacts", "diff", str(a), str(b)])
+    assert md.exit_code == 1 and "1 could not be loaded (see the note)." in md.stdout
+    assert "Result: DIFFERENT" in md.stdout

@@ -22,8 +22,8 @@ artifacts_app = typer.Typer(
 DIFF_HELP = (
     "Compare every .pt / .npy / .json artifact of two folders: presence, shape, dtype, torch.allclose, max and "
     "mean abs diff, fraction exactly equal, fraction changed (integer tensors). A memharness cell folder stands "
-    "for the index folder inside its work/. Exit 0 when all are equal within tolerance, 1 when anything differs "
-    "or is missing on one side, 2 for bad input."
+    "for the index folder inside its work/. Exit 0 when all are equal within tolerance, 1 when anything differs, "
+    "is missing on one side or fails to load, 2 for bad input (a folder with no artifacts at all included)."
 )
 
 

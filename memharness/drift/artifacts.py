@@ -91,6 +91,7 @@ class DiffResult:
             "differ": sum(r.present == "both" and not r.ok for r in self.rows),
             "only_a": sum(r.present == "A" for r in self.rows),
             "only_b": sum(r.present == "B" for r in self.rows),
+            "load_errors": sum(r.kind == "error" for r in self.rows),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -410,6 +411,29 @@ def _one_sided(name: str, side: str, value: Any) -> ArtifactRow:
     return row
 
 
+def _load_error_row(rel: str, leaves_a: dict[str, Any], leaves_b: dict[str, Any]) -> ArtifactRow | None:
+    """One `error` row for a file that is on both sides but failed to load on one or both, naming the side
+    and the error (rather than one "missing" row per leaf of the side that loaded)."""
+    if not leaves_a or not leaves_b:
+        return None
+    errors = {side: next((v for v in leaves.values() if isinstance(v, _LoadError)), None)
+              for side, leaves in (("A", leaves_a), ("B", leaves_b))}
+    if not any(errors.values()):
+        return None
+    note = "; ".join(f"{side}: cannot load: {e.message}" for side, e in errors.items() if e is not None)
+    return ArtifactRow(rel, "both", kind="error", allclose=False, note=note)
+
+
+def check_has_artifacts(label: str, folder: Path, index_dir: Path, files: dict[str, Path]) -> None:
+    """Refuse a side with no artifact at all: an empty or wrong folder must not compare as identical."""
+    if files:
+        return
+    where = f"{folder}" if index_dir == folder else f"{folder} (index folder {index_dir})"
+    kinds = ", ".join(f"*{x}" for x in SUPPORTED_SUFFIXES)
+    raise ArtifactError(f"no index artifacts found in {label} {where}: looked for {kinds} files in it and "
+                        f"below it (a ColBERT index folder, or a memharness cell folder with the index under work/)")
+
+
 def diff_dirs(
     dir_a: Path,
     dir_b: Path,
@@ -422,6 +446,8 @@ def diff_dirs(
     index_a, index_b = resolve_index_dir(Path(dir_a)), resolve_index_dir(Path(dir_b))
     files_a, others_a = collect_files(index_a)
     files_b, others_b = collect_files(index_b)
+    check_has_artifacts("A", Path(dir_a), index_a, files_a)
+    check_has_artifacts("B", Path(dir_b), index_b, files_b)
     result = DiffResult(Path(dir_a), Path(dir_b), index_a, index_b, rtol, atol)
     result.not_compared = sorted(set(others_a) | set(others_b))
     for rel in sorted(set(files_a) | set(files_b)):
@@ -430,6 +456,10 @@ def diff_dirs(
             continue
         leaves_a = dict(load_leaves(rel, files_a[rel])) if rel in files_a else {}
         leaves_b = dict(load_leaves(rel, files_b[rel])) if rel in files_b else {}
+        error_row = _load_error_row(rel, leaves_a, leaves_b)
+        if error_row is not None:
+            result.rows.append(error_row)
+            continue
         for name in dict.fromkeys([*leaves_a, *leaves_b]):
             if name != rel and _ignored(name, patterns):
                 result.ignored.append(name)

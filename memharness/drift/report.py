@@ -86,7 +86,8 @@ def artifacts_markdown(res: DiffResult) -> str:
     lines += [
         "",
         f"{c['rows']} compared: {c['allclose']} equal within tolerance, {c['differ']} differ, "
-        f"{c['only_a']} only in A, {c['only_b']} only in B.",
+        f"{c['only_a']} only in A, {c['only_b']} only in B"
+        + (f", {c['load_errors']} could not be loaded (see the note)." if c["load_errors"] else "."),
     ]
     if res.ignored:
         lines.append(f"Ignored ({len(res.ignored)}): " + ", ".join(f"`{x}`" for x in res.ignored))
