@@ -610,3 +610,78 @@ def test_schema_command(tmp_path, cli):
     failed = runner.invoke(cli, ["schema", "--output", str(tmp_path / "no" / "such" / "dir.json")])
     assert failed.exit_code == 2
     assert "cannot write" in failed.stderr
+
+
+# --- hostile YAML ---------------------------------------------------------------------------------------
+
+
+def alias_bomb(levels: int) -> str:
+    """A ~600-byte scenario whose nested `&a [*a, *a, ...]` lists expand to 9**(levels+1) values."""
+    lines = ["name: bomb", "corpus: {source: synthetic}", "sizes: [10]", "pipelines:", "  - name: a",
+             "    kind: callable", "    options:", '      function: "m:f"', "      l0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"      l{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels + 1)]
+    return "\n".join(lines) + "\n"
+
+
+def _limited_memory() -> None:  # runs in the child: today's loader fills all memory on a bomb
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+
+@pytest.mark.parametrize("levels", [7, 9])
+def test_yaml_alias_bomb_is_refused_quickly(tmp_path, levels):
+    import subprocess
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(alias_bomb(levels))
+    assert len(path.read_bytes()) < 800
+    code = ("import sys, time\nfrom memharness.scenario import ScenarioError, load\nt = time.perf_counter()\n"
+            "try:\n    load(sys.argv[1])\nexcept ScenarioError as exc:\n    print(exc)\n"
+            "print(f'{time.perf_counter() - t:.3f}')\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=_limited_memory)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    message, seconds = proc.stdout.strip().splitlines()
+    assert message == (f"{path}:{9 + levels}: pipelines[0].options.l{levels}: YAML aliases expand this to more "
+                       "than 20000 values (an alias bomb?); a scenario may hold at most 20000 values once its "
+                       "aliases are expanded")
+    assert float(seconds) < 5.0  # about 0.03 s; generous for a loaded machine
+    cli_run = subprocess.run([sys.executable, "-m", "memharness", "validate", str(path)], capture_output=True,
+                             text=True, timeout=300, preexec_fn=_limited_memory)
+    assert cli_run.returncode == 2 and cli_run.stderr.strip() == message, cli_run.stderr[-2000:]
+
+
+def test_recursive_alias_is_refused(tmp_path):
+    text = edit('options: {function: "pkg.mod:index"}', 'options: &o {function: "pkg.mod:index", self: *o}')
+    assert errors_of(tmp_path, text) == ("s.yaml:11: a YAML alias refers to the value that contains it "
+                                         "(a recursive alias)")
+
+
+def test_aliases_within_the_bound_still_work(tmp_path):
+    text = textwrap.dedent(
+        """\
+        name: anchors
+        corpus: {source: synthetic}
+        sizes: [10]
+        pipelines:
+          - name: a
+            kind: colbert
+            options: &common {nbits: 2, doc_maxlen: 180}
+          - name: b
+            kind: colbert
+            options: {<<: *common, nbits: 4}
+          - name: c
+            kind: callable
+            options: {function: "m:f", table: &t [[1, 2, 3], [4, 5, 6]], again: [*t, *t, *t, *t]}
+        """
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    scenario = load(path)
+    assert [p.options.get("nbits") for p in scenario.pipelines[:2]] == [2, 4]
+    assert scenario.pipelines[2].options["again"][3] == [[1, 2, 3], [4, 5, 6]]
+    # 9**4 list items after expansion stay under the bound and validate fast
+    big = tmp_path / "big.yaml"
+    big.write_text(alias_bomb(3))
+    assert len(load(big).pipelines[0].options["l3"]) == 9

@@ -13,6 +13,7 @@ from memharness.scenario.errors import Loc, ScenarioError, ScenarioIssue, descri
 from memharness.scenario.schema import Scenario
 
 MERGE_KEY = "<<"
+MAX_EXPANDED_VALUES = 20_000  # keys, values and list items once aliases are expanded; scenarios hold hundreds
 
 
 def load(path: str | os.PathLike[str]) -> Scenario:
@@ -77,6 +78,9 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
         node = loader.get_single_node()
         if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null"):
             raise ScenarioError(filename, [ScenarioIssue("", None, "file is empty")])
+        expansion = _alias_expansion_issue(loader, node)
+        if expansion is not None:
+            raise ScenarioError(filename, [expansion])
         duplicates = _duplicate_keys(loader, node, ())
         if duplicates:
             raise ScenarioError(filename, duplicates)
@@ -90,6 +94,65 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, dict[Loc, int]]:
         raise ScenarioError(filename, [ScenarioIssue("", None, f"invalid YAML: {exc}")]) from None
     finally:
         loader.dispose()
+
+
+def _children(node: yaml.Node) -> list[tuple[yaml.Node | None, yaml.Node]]:
+    """(key node or None, child node) of a composed node; a mapping's keys count as children too."""
+    if isinstance(node, yaml.MappingNode):
+        return [pair for k, v in node.value for pair in ((None, k), (k, v))]
+    if isinstance(node, yaml.SequenceNode):
+        return [(None, item) for item in node.value]
+    return []
+
+
+def _alias_expansion_issue(loader: yaml.SafeLoader, root: yaml.Node) -> ScenarioIssue | None:
+    """Refuse an alias that refers to itself, or aliases that expand the document past MAX_EXPANDED_VALUES.
+
+    PyYAML composes an alias as a second reference to the anchored node, so a 600-byte file of nested
+    `&a [*a, *a, ...]` is a small graph that every tree walk (line mapping, validation, JSON) expands into
+    billions of values. The expanded size is counted here once per distinct node, in time linear in the file.
+    """
+    sizes: dict[int, int] = {}
+    refs: dict[int, int] = {}
+    on_path: set[int] = set()
+    # iterative depth-first walk: a deep nesting must not hit Python's recursion limit
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for _, child in _children(node))
+            continue
+        refs[key] = refs.get(key, 0) + 1
+        if key in sizes:
+            continue
+        if key in on_path:
+            return ScenarioIssue("", node.start_mark.line + 1,
+                                 "a YAML alias refers to the value that contains it (a recursive alias)")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for _, child in reversed(_children(node)))
+    if sizes[id(root)] <= MAX_EXPANDED_VALUES:
+        return None
+    # Name the outermost value written in the file that its aliases blow up: walk down the largest child
+    # while it is not itself the target of an alias.
+    node, path, line = root, (), root.start_mark.line + 1
+    while True:
+        pairs = [(k, c) for k, c in _children(node) if k is not None or isinstance(node, yaml.SequenceNode)]
+        if not pairs:
+            break
+        index, (key_node, child) = max(enumerate(pairs), key=lambda p: sizes[id(p[1][1])])
+        if sizes[id(child)] <= MAX_EXPANDED_VALUES or refs[id(child)] > 1:
+            break  # `node` is the value whose aliases expand past the bound
+        path = (*path, _key(loader, key_node) if key_node is not None else index)
+        line = (key_node or child).start_mark.line + 1
+        node = child
+    return ScenarioIssue(
+        format_path(path), line,
+        f"YAML aliases expand this to more than {MAX_EXPANDED_VALUES} values (an alias bomb?); "
+        f"a scenario may hold at most {MAX_EXPANDED_VALUES} values once its aliases are expanded",
+    )
 
 
 def _yaml_issue(exc: yaml.MarkedYAMLError) -> ScenarioIssue:
