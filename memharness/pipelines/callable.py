@@ -12,15 +12,31 @@ from typing import Any, ClassVar
 
 from memharness.pipelines.base import CellContext, Pipeline
 
+_MISSING = object()
+
+
+def function_problem(module: Any, module_name: str, name: str) -> str | None:
+    """Why `module.name` cannot be called as the pipeline's function, or None: it is missing, or it is a
+    value that is not callable (worded like the targets: `mod.x is an int, not callable`)."""
+    obj = getattr(module, name, _MISSING)
+    if obj is _MISSING:
+        return f"{module_name} has no function {name!r}"
+    if not callable(obj):
+        kind = type(obj).__name__
+        article = "an" if kind[:1].lower() in "aeiou" else "a"
+        return f"{module_name}.{name} is {article} {kind}, not callable"
+    return None
+
 
 def load_function(spec: str):
     module_name, sep, name = spec.partition(":")
     if not sep or not module_name or not name:
         raise ValueError(f"callable function must look like package.module:function, got {spec!r}")
-    fn = getattr(importlib.import_module(module_name), name, None)
-    if not callable(fn):
-        raise ValueError(f"{module_name} has no function {name!r}")
-    return fn
+    module = importlib.import_module(module_name)
+    problem = function_problem(module, module_name, name)
+    if problem is not None:
+        raise ValueError(problem)
+    return getattr(module, name)
 
 
 class CallablePipeline(Pipeline):

@@ -23,8 +23,11 @@ def _resolve_callable(spec: str) -> None:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001
         raise TargetError(spec, f"cannot import {module_name}: {type(exc).__name__}: {exc}") from exc
-    if not callable(getattr(module, func, None)):
-        raise TargetError(spec, f"{module_name} has no function {func!r}")
+    from memharness.pipelines.callable import function_problem
+
+    problem = function_problem(module, module_name, func)
+    if problem is not None:
+        raise TargetError(spec, problem)
 
 
 def probe(request: dict[str, Any]) -> dict[str, Any]:
