@@ -685,3 +685,15 @@ def test_aliases_within_the_bound_still_work(tmp_path):
     big = tmp_path / "big.yaml"
     big.write_text(alias_bomb(3))
     assert len(load(big).pipelines[0].options["l3"]) == 9
+
+
+@pytest.mark.parametrize("env, expected", [
+    ('LD_PRELOAD: "a\\0b"',
+     "s.yaml:17: env.LD_PRELOAD: the value holds a NUL byte (\\0 at character 1), which an environment "
+     "variable cannot carry"),
+    ('"A\\0B": x', "s.yaml:17: env.'A\\x00B': invalid environment variable name 'A\\x00B'"),
+    ('"A=B": x', "s.yaml:17: env.A=B: invalid environment variable name 'A=B'"),
+    ('"PATH\\n": x', "s.yaml:17: env.'PATH\\n': invalid environment variable name 'PATH\\n'"),
+])
+def test_env_with_nul_or_bad_name_is_refused_at_its_line(tmp_path, env, expected):
+    assert errors_of(tmp_path, GOOD + "env:\n  OMP_NUM_THREADS: 2\n  " + env + "\n") == expected

@@ -92,7 +92,8 @@ def format_path(loc: Loc) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            text = str(part) if str(part).isprintable() else repr(part)  # a key holding NUL or a newline
+            out += f".{text}" if out else text
     return out
 
 

@@ -198,16 +198,20 @@ class PipelineSpec(StrictModel):
 
 
 def _check_env(value: Any) -> Any:
-    """Environment values may be written as YAML numbers; they become strings."""
+    """Environment values may be written as YAML numbers; they become strings. Names are identifiers (no
+    `=`, NUL or newline); values hold no NUL byte, which the OS cannot pass to a process."""
     if not isinstance(value, dict):
         return value
     issues = []
     out: dict[Any, Any] = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not re.match(ENV_NAME_PATTERN, key):
+        if not isinstance(key, str) or not re.fullmatch(ENV_NAME_PATTERN, key):
             issues.append(((key,), f"invalid environment variable name {key!r}"))
         elif isinstance(item, (int, float)) and not isinstance(item, bool):
             out[key] = str(item)
+        elif isinstance(item, str) and "\0" in item:
+            issues.append(((key,), f"the value holds a NUL byte (\\0 at character {item.index(chr(0))}), "
+                                   "which an environment variable cannot carry"))
         elif isinstance(item, str):
             out[key] = item
         else:
