@@ -95,3 +95,47 @@ def test_report_into_output_blocked_by_a_file(small_run, tmp_path):
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.stderr.strip() == (f"memharness report: cannot write {out}: Not a directory; "
                                      "choose a writable --output")
+
+
+# --- garbage in a call file ---------------------------------------------------------------------------
+
+
+def _insert_garbage(calls_file: Path, at: int, garbage: str) -> None:
+    lines = calls_file.read_text().splitlines(keepends=True)
+    calls_file.write_text("".join(lines[:at] + [garbage] + lines[at:]))
+
+
+def test_garbage_line_in_the_middle_is_counted_torn_last_line_is_not(small_run):
+    from memharness.core.records import read_calls
+
+    cell = small_run / "cells" / "a__100__r0"
+    (calls_file,) = (cell / "calls").glob("*.jsonl")
+    before = read_calls(cell)
+    assert before.bad_lines == [] and len(before) == 2
+    _insert_garbage(calls_file, 2, "\x00\x00garbage{\n")  # after the header and the first B event
+    _insert_garbage(calls_file, 4, '{"ev": "B", "id": "9:9"}\n')  # an event without its fields
+    with open(calls_file, "a") as fh:
+        fh.write('{"ev": "B", "id": "1:99", "tar')  # torn last line: a process killed mid-write
+    after = read_calls(cell)
+    assert [c.target for c in after] == [c.target for c in before] and all(c.complete for c in after)
+    assert [(b.file, b.line) for b in after.bad_lines] == [(calls_file, 3), (calls_file, 5)]
+    assert after.bad_lines[0].reason.startswith("not JSON") and after.bad_lines[1].reason == "B event with no 'target'"
+
+
+def test_report_warns_about_garbage_lines(small_run, tmp_path):
+    cell = small_run / "cells" / "b__200__r0"
+    (calls_file,) = (cell / "calls").glob("*.jsonl")
+    _insert_garbage(calls_file, 2, "not json at all\n")
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    expected = (f"warning: 1 unreadable line(s) in call files were skipped, so the calls they held are missing "
+                f"from the tables: cells/b__200__r0/calls/{calls_file.name}:3 (not JSON (Expecting value))")
+    assert expected in result.stdout.splitlines(), result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unreadable_call_lines"] == [{"cell": "b__200__r0", "file": f"calls/{calls_file.name}",
+                                                 "line": 3, "reason": "not JSON (Expecting value)"}]
+    assert "Warning: 1 unreadable line(s) in call files" in (out / "index.html").read_text()
+    # the calls around the garbage line still count: every cell has its two targets
+    assert {(r["pipeline"], r["size"]) for r in summary["rows"] if r["target"] == "pkg.kmeans"} == {
+        ("a", 100), ("b", 100), ("a", 200), ("b", 200)}

@@ -63,4 +63,8 @@ def summary_text(index: Path) -> str:
         lines.append(f"failed cells: {failed}")
     if summary["missing_targets"]:
         lines.append(f"missing targets: {', '.join(m['path'] for m in summary['missing_targets'])}")
+    if summary.get("unreadable_call_lines"):
+        from memharness.report.html import unreadable_calls_warning
+
+        lines.append(f"warning: {unreadable_calls_warning(summary['unreadable_call_lines'])}")
     return "\n".join(lines)

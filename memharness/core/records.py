@@ -104,53 +104,92 @@ class ProcessInfo:
     argv: list[str]
 
 
-def _iter_events(path: Path):
+@dataclass
+class BadLine:
+    """A line of a call file that could not be read as an event (1-based line number)."""
+
+    file: Path
+    line: int
+    reason: str
+
+
+class CallRecords(list):
+    """What `read_calls` returns: the call records in start order (a plain list to every caller), plus
+    `bad_lines`, the lines of the call files that were skipped because they are not events (garbage in the
+    middle of a file). A torn last line, left by a process killed while writing, is normal and not counted."""
+
+    def __init__(self, records=(), bad_lines=()) -> None:
+        super().__init__(records)
+        self.bad_lines: list[BadLine] = list(bad_lines)
+
+
+def _iter_events(path: Path, bad: list[BadLine] | None = None):
+    """(line number, event) of a call file; lines that are not a JSON object go to `bad`."""
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
+        for number, line in enumerate(fh, 1):
             if not line.endswith("\n"):
                 break  # torn last line of a killed process
             try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
+                ev = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if bad is not None:
+                    bad.append(BadLine(Path(path), number, "empty line" if not line.strip()
+                                       else f"not JSON ({exc.msg})"))
                 continue
+            if not isinstance(ev, dict):
+                if bad is not None:
+                    bad.append(BadLine(Path(path), number, "not a JSON object"))
+                continue
+            yield number, ev
 
 
-def read_calls(cell_dir: Path) -> list[CallRecord]:
-    """All call records of a cell (every process), ordered by start time."""
+def _apply_event(records: dict[str, CallRecord], ev: dict[str, Any]) -> None:
+    """Fold one B or E event into `records`; raises KeyError / TypeError / ValueError for a malformed one."""
+    kind = ev.get("ev")
+    if kind == "B":
+        records[ev["id"]] = CallRecord(
+            call_id=ev["id"],
+            parent_id=ev.get("parent"),
+            depth=int(ev.get("depth", 0)),
+            target=str(ev["target"]),
+            pid=int(ev["pid"]),
+            tid=int(ev.get("tid", 0)),
+            thread=ev.get("thread", ""),
+            t_start_ns=int(ev["t"]),
+            rss_start=int(ev["rss"]),
+            children_rss_start=int(ev.get("children_rss", 0)),
+            gpu_start=ev.get("gpu"),
+        )
+    elif kind == "E":
+        rec = records.get(ev["id"])
+        if rec is None:
+            return
+        t_end, rss_end = int(ev["t"]), int(ev["rss"])
+        peak = int(ev["peak_rss"]) if ev.get("peak_rss") is not None else None
+        rec.t_end_ns, rec.rss_end, rec.peak_rss = t_end, rss_end, peak
+        rec.peak_method = ev.get("peak_method")
+        rec.children_rss_end = ev.get("children_rss")
+        rec.children_peak_rss = ev.get("children_peak_rss")
+        rec.error = ev.get("error")
+        rec.gpu_end = ev.get("gpu")
+
+
+def read_calls(cell_dir: Path) -> CallRecords:
+    """All call records of a cell (every process), ordered by start time; `.bad_lines` lists the lines
+    skipped as garbage."""
     calls_dir = Path(cell_dir) / "calls"
     records: dict[str, CallRecord] = {}
+    bad: list[BadLine] = []
     if not calls_dir.is_dir():
-        return []
+        return CallRecords()
     for path in sorted(calls_dir.glob("*.jsonl")):
-        for ev in _iter_events(path):
-            kind = ev.get("ev")
-            if kind == "B":
-                records[ev["id"]] = CallRecord(
-                    call_id=ev["id"],
-                    parent_id=ev.get("parent"),
-                    depth=int(ev.get("depth", 0)),
-                    target=ev["target"],
-                    pid=int(ev["pid"]),
-                    tid=int(ev.get("tid", 0)),
-                    thread=ev.get("thread", ""),
-                    t_start_ns=int(ev["t"]),
-                    rss_start=int(ev["rss"]),
-                    children_rss_start=int(ev.get("children_rss", 0)),
-                    gpu_start=ev.get("gpu"),
-                )
-            elif kind == "E":
-                rec = records.get(ev["id"])
-                if rec is None:
-                    continue
-                rec.t_end_ns = int(ev["t"])
-                rec.rss_end = int(ev["rss"])
-                rec.peak_rss = int(ev["peak_rss"]) if ev.get("peak_rss") is not None else None
-                rec.peak_method = ev.get("peak_method")
-                rec.children_rss_end = ev.get("children_rss")
-                rec.children_peak_rss = ev.get("children_peak_rss")
-                rec.error = ev.get("error")
-                rec.gpu_end = ev.get("gpu")
-    return sorted(records.values(), key=lambda r: (r.t_start_ns, r.call_id))
+        for number, ev in _iter_events(path, bad):
+            try:
+                _apply_event(records, ev)
+            except (KeyError, TypeError, ValueError) as exc:
+                what = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else "a field of the wrong type"
+                bad.append(BadLine(path, number, f"{ev.get('ev', '?')} event with {what}"))
+    return CallRecords(sorted(records.values(), key=lambda r: (r.t_start_ns, r.call_id)), bad)
 
 
 def read_processes(cell_dir: Path) -> list[ProcessInfo]:
@@ -160,17 +199,20 @@ def read_processes(cell_dir: Path) -> list[ProcessInfo]:
     if not calls_dir.is_dir():
         return out
     for path in sorted(calls_dir.glob("*.jsonl")):
-        for ev in _iter_events(path):
+        for _, ev in _iter_events(path):
             if ev.get("ev") == "P":
-                out.append(
-                    ProcessInfo(
-                        pid=int(ev["pid"]),
-                        ppid=ev.get("ppid"),
-                        start_method=ev.get("start_method", ""),
-                        t_ns=int(ev["t"]),
-                        argv=list(ev.get("argv", [])),
+                try:
+                    out.append(
+                        ProcessInfo(
+                            pid=int(ev["pid"]),
+                            ppid=ev.get("ppid"),
+                            start_method=ev.get("start_method", ""),
+                            t_ns=int(ev["t"]),
+                            argv=list(ev.get("argv", [])),
+                        )
                     )
-                )
+                except (KeyError, TypeError, ValueError):
+                    pass  # a broken header only loses the process's name in the charts
             break
     return out
 

@@ -71,7 +71,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
 
 def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
     from memharness.report.compare_chart import pipeline_colors, render_compare
-    from memharness.report.html import Chart, Page, missing_targets, render
+    from memharness.report.html import Chart, Page, missing_targets, render, unreadable_call_lines
     from memharness.report.lineprof_render import copy_line_tables
     from memharness.report.scaling import render_scaling, scaling_data
     from memharness.report.tables import build_tables, write_tables
@@ -158,6 +158,7 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
                        for t in tables],
             "failed_cells": failed,
             "missing_targets": missing_targets(run.cells),
+            "unreadable_call_lines": unreadable_call_lines(run.cells),
             "scaling": scaling,
             "timelines": timeline_info,
             "compare": [c.path.name for c in compares],

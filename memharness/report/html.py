@@ -177,6 +177,27 @@ def _missing(cells: list[Cell]) -> str:
     return _table(["Target", "Why it is missing", "Named by", "Cells"], rows)
 
 
+def unreadable_call_lines(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Garbage lines the call-file reader skipped, per cell (a torn last line is not one of them)."""
+    out = []
+    for c in cells:
+        for bad in getattr(c.calls, "bad_lines", []):
+            try:
+                file = str(bad.file.relative_to(c.dir))
+            except ValueError:
+                file = str(bad.file)
+            out.append({"cell": c.id, "file": file, "line": bad.line, "reason": bad.reason})
+    return out
+
+
+def unreadable_calls_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
+    """One sentence: how many call-file lines were skipped, the first few as cells/ID/FILE:LINE (why)."""
+    shown = "; ".join(f"cells/{e['cell']}/{e['file']}:{e['line']} ({e['reason']})" for e in entries[:limit])
+    more = f"; {len(entries) - limit} more in summary.json" if len(entries) > limit else ""
+    return (f"{len(entries)} unreadable line(s) in call files were skipped, so the calls they held are "
+            f"missing from the tables: {shown}{more}")
+
+
 def render(page: Page) -> str:
     run = page.run
     created = run.manifest.get("created_wall_ns")
@@ -198,6 +219,9 @@ def render(page: Page) -> str:
            + (f', <span class="bad">{len(run.cells) - done} not done</span>' if done < len(run.cells) else "")
            + f"; pipelines: {escape(', '.join(run.pipelines))}.</p>",
            "<nav>" + "".join(f'<a href="#{a}">{escape(t)}</a>' for a, t in nav) + "</nav>"]
+    garbage = unreadable_call_lines(run.cells)
+    if garbage:
+        out.append(f'<p class="bad">Warning: {escape(unreadable_calls_warning(garbage))}.</p>')
 
     out.append('<h2 id="tables">Tables</h2>')
     out.append('<p class="note">One table per wrapped function, rows by pipeline then collection size. Memory in '
