@@ -639,7 +639,7 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path, levels):
     code = ("import sys, time\nfrom memharness.scenario import ScenarioError, load\nt = time.perf_counter()\n"
             "try:\n    load(sys.argv[1])\nexcept ScenarioError as exc:\n    print(exc)\n"
             "print(f'{time.perf_counter() - t:.3f}')\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300,
+    proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120,
                           preexec_fn=_limited_memory)
     assert proc.returncode == 0, proc.stderr[-2000:]
     message, seconds = proc.stdout.strip().splitlines()
@@ -648,7 +648,7 @@ def test_yaml_alias_bomb_is_refused_quickly(tmp_path, levels):
                        "aliases are expanded")
     assert float(seconds) < 5.0  # about 0.03 s; generous for a loaded machine
     cli_run = subprocess.run([sys.executable, "-m", "memharness", "validate", str(path)], capture_output=True,
-                             text=True, timeout=300, preexec_fn=_limited_memory)
+                             text=True, timeout=120, preexec_fn=_limited_memory)
     assert cli_run.returncode == 2 and cli_run.stderr.strip() == message, cli_run.stderr[-2000:]
 
 
