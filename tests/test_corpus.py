@@ -389,3 +389,41 @@ def test_hf_hub_unreachable_without_offline_flag(monkeypatch):
         check({"source": "hf", "path": "UKPLab/dapr", "name": "Genomics-corpus"})
     assert "set HF_HUB_OFFLINE=1" in str(info.value)
     assert available({"source": "hf"}) is None
+
+
+def test_file_corpus_path_is_relative_to_the_scenario_folder(tmp_path):
+    """A relative `corpus.path` is resolved against the scenario file's folder (like callable modules next to
+    it), not the current directory; a missing file is named by its resolved absolute path; the docs say so."""
+    import re
+    import subprocess
+    import sys
+
+    sub, elsewhere = tmp_path / "scenarios", tmp_path / "elsewhere"
+    (sub / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    (sub / "nearby_index.py").write_text("def index(ids, texts, options, workdir):\n    pass\n")
+    body = ("name: rel\ncorpus: {source: file, path: data/PASSAGES}\nsizes: [20]\n"
+            f"output: {tmp_path / 'results'}\n"
+            'pipelines:\n  - {name: a, kind: callable, options: {function: "nearby_index:index"}}\n')
+    (sub / "s.yaml").write_text(body.replace("PASSAGES", "missing.jsonl"))
+    (sub / "found.yaml").write_text(body.replace("PASSAGES", "p.txt"))
+    (sub / "data" / "p.txt").write_text("".join(f"passage {i}\n" for i in range(30)))
+    (elsewhere / "data").mkdir()  # the same relative path from the current directory holds nothing
+    env = dict(os.environ, MEMHARNESS_CACHE=str(tmp_path / "cache"))
+
+    def dry_run(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "memharness", "run", f"../scenarios/{name}", "--dry-run"],
+                              cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+
+    missing = dry_run("s.yaml")
+    assert missing.returncode == 2, missing.stdout + missing.stderr
+    assert f"  corpus: corpus file not found: {sub / 'data' / 'missing.jsonl'}" in missing.stderr.splitlines()
+    found = dry_run("found.yaml")
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "dry run: preflight passed, nothing was run" in found.stdout
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    row = re.search(r"^\| `path` \| string \| required \| (.*) \|$", (docs / "scenario.md").read_text().split(
+        "`source: file`", 1)[1], re.M)
+    assert row and "scenario file's folder" in row.group(1), row and row.group(1)
+    assert "relative to the cwd" not in (docs / "corpus.md").read_text()

@@ -118,7 +118,7 @@ class FileCorpus(StrictModel):
     """A local file: JSON lines, parquet, CSV/TSV, or plain text with one passage per line."""
 
     source: Literal["file"]
-    path: Annotated[str, Field(min_length=1)]
+    path: Annotated[str, Field(min_length=1)]  # relative: to the scenario file's folder (runner/preflight.py)
     format: Literal["auto", "jsonl", "parquet", "csv", "tsv", "txt"] = "auto"
     text_field: str = "text"
     id_field: str | None = None
