@@ -422,7 +422,9 @@ def test_file_corpus_path_is_relative_to_the_scenario_folder(tmp_path):
     assert found.returncode == 0, found.stdout + found.stderr
     assert "dry run: preflight passed, nothing was run" in found.stdout
 
-    docs = Path(__file__).resolve().parents[1] / "docs"
+    import memharness
+
+    docs = Path(memharness.__file__).resolve().parents[1] / "docs"  # the docs of the package under test
     row = re.search(r"^\| `path` \| string \| required \| (.*) \|$", (docs / "scenario.md").read_text().split(
         "`source: file`", 1)[1], re.M)
     assert row and "scenario file's folder" in row.group(1), row and row.group(1)
