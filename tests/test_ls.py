@@ -65,3 +65,23 @@ def test_report_on_broken_manifest_is_one_line_exit_2(tmp_path):
             result.stderr.strip().split(": ", 2)[2], result.stderr
         assert reason in result.stderr and "\n" not in result.stderr.strip(), result.stderr
         assert not (run_dir / "report").exists()
+
+
+def test_read_manifest_api(tmp_path):
+    import pytest
+
+    from memharness.results import BrokenRunError, NotARunError, read_manifest
+
+    run_dir = make_run(tmp_path, [FakeCell("a", 100)], scenario="demo", run_id="r1")
+    assert read_manifest(run_dir)["cells"][0]["id"] == "a__100__r0"
+    with pytest.raises(NotARunError) as info:
+        read_manifest(tmp_path)
+    assert isinstance(info.value, BrokenRunError) and info.value.reason == "no manifest.json"
+    assert str(info.value).startswith(f"{tmp_path} is not a memharness run folder (no manifest.json); run folders "
+                                      f"below it: {run_dir}")
+    (run_dir / "manifest.json").write_text('{"format": "memharness-run", "cells": [{"id": "x"}]}')
+    with pytest.raises(BrokenRunError) as info:
+        read_manifest(run_dir)
+    assert info.value.path == run_dir / "manifest.json"
+    assert info.value.reason == "cells[0] has no 'pipeline', 'size', 'status'"
+    assert str(info.value) == f"{run_dir / 'manifest.json'}: cells[0] has no 'pipeline', 'size', 'status'"
