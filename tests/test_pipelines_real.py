@@ -151,8 +151,47 @@ def test_ragatouille_indexes_tiny(tiny: str, tmp_path: Path, use_faiss: bool) ->
     assert len(pid_docid) == 200 and pid_docid["0"] == "doc-0"  # split_documents=False: N docs = N passages
     assert len(json.loads((index / "collection.json").read_text())) == 200
     assert ctx.info["kmeans"]["ragatouille"] == ("faiss" if use_faiss else "fast_pytorch_kmeans")
+    # what PLAIDModelIndex.build chose, as recorded for the fingerprint, matches the index it wrote
+    settings = ctx.info["kmeans"]["library_settings"]
+    assert settings == {"kmeans_niters": meta["config"]["kmeans_niters"], "nbits": meta["config"]["nbits"],
+                        "pytorch_kmeans_first": not use_faiss}
+    # the faiss-cpu pause happens only with a GPU visible and only on the faiss path
+    import faiss
+
+    faiss_cpu_on_gpu = DEVICE == "cuda" and not hasattr(faiss, "StandardGpuResources")
+    assert ctx.info["kmeans"]["library_sleep_s"] == (5.0 if use_faiss and faiss_cpu_on_gpu else 0.0)
     assert ctx.info["extensions_loaded_during_run"] == []
     assert CollectionIndexer._train_kmeans is train_kmeans
+
+
+def test_ragatouille_sleep_is_a_marked_span(tmp_path: Path) -> None:
+    """`time.sleep` inside ragatouille.models.index becomes a call record, and only while recorded."""
+    import time
+
+    import ragatouille.models.index as plaid
+
+    from memharness.core import tracker
+    from memharness.core.records import read_calls
+    from memharness.pipelines import ragatouille as rag
+
+    t = tracker.Tracker(tmp_path / "calls")
+    tracker.set_active(t)
+    seen: list[float] = []
+    try:
+        with rag.sleeps_recorded(seen):
+            plaid.time.sleep(0.05)
+            assert plaid.time.monotonic() > 0  # everything else of `time` passes through
+        assert plaid.time is time
+        time.sleep(0.01)  # not recorded: outside the block and outside that module
+    finally:
+        tracker.set_active(None)
+        t.close()
+    assert seen == [0.05]
+    calls = [c for c in read_calls(tmp_path) if c.target == rag.SLEEP_LABEL]
+    assert len(calls) == 1 and 0.05 <= calls[0].duration_s < 5
+    assert rag.library_settings(100_000, False) == {"kmeans_niters": 10, "nbits": 2, "pytorch_kmeans_first": False}
+    assert rag.library_settings(50_000, False) == {"kmeans_niters": 20, "nbits": 2, "pytorch_kmeans_first": True}
+    assert rag.library_settings(250_000, True)["kmeans_niters"] == 4
 
 
 def test_kmeans_decision_table() -> None:

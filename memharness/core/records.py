@@ -230,7 +230,13 @@ def read_timeline(cell_dir: Path):
     path = Path(cell_dir) / "timeline.bin"
     dtype = timeline_dtype()
     if not path.exists():
-        return np.zeros(0, dtype=dtype)
+        packed = path.with_name("timeline.bin.xz")  # as committed in results/samples (xz timeline.bin)
+        if not packed.exists():
+            return np.zeros(0, dtype=dtype)
+        import lzma
+
+        data = lzma.decompress(packed.read_bytes())
+        return np.frombuffer(data, dtype=dtype, count=len(data) // TIMELINE_ROW_BYTES).copy()
     size = os.path.getsize(path)
     count = size // TIMELINE_ROW_BYTES
     return np.fromfile(path, dtype=dtype, count=count)

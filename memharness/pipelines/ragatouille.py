@@ -9,16 +9,24 @@ them into chunks). RAGatouille picks its own ColBERT settings in `PLAIDModelInde
 10k documents (else 2), kmeans_niters 20/10/4 by size, avoid_fork_if_possible True, and with
 `use_faiss=False` below 75k documents fast_pytorch_kmeans instead of faiss (falling back to faiss only on
 a Python exception: on CPU at 2,000 passages it built a points-by-centroids matrix and was OOM-killed at
-24 GB, which no exception handler sees; the runner's max_rss guard records such a cell as failed).
+24 GB, which no exception handler sees; the runner's max_rss guard records such a cell as failed). From
+75k documents up `use_faiss` false and true take the same faiss path. With a GPU visible and a faiss
+without `StandardGpuResources` (faiss-cpu) that path prints a warning and sleeps 5 s: the cell records it
+as the span `ragatouille.models.index.PLAIDModelIndex.build.time.sleep` and in `kmeans.library_sleep_s`,
+next to the settings the library chose (`kmeans.library_settings`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import shutil
+import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from memharness.core import tracker
 from memharness.pipelines import kmeans as km
 from memharness.pipelines._colbert_env import (
     loaded_extension_classes,
@@ -66,6 +74,48 @@ DEFAULTS: dict[str, Any] = {
 }
 INT_OPTIONS = {"max_document_length", "bsize", "verbose"}
 PYTORCH_KMEANS_LIMIT = 75_000  # PLAIDModelIndex.build: below this many documents use_faiss=False means PyTorch
+FAISS_CPU_SLEEP_SITE = "ragatouille.models.index"  # PLAIDModelIndex.build calls time.sleep(5) through this module
+SLEEP_LABEL = "ragatouille.models.index.PLAIDModelIndex.build.time.sleep"
+
+
+def library_settings(documents: int, use_faiss: bool) -> dict[str, Any]:
+    """The ColBERT settings `PLAIDModelIndex.build` (ragatouille 0.0.9.post2) picks from the collection size,
+    whatever the caller asked for."""
+    niters = 4 if documents > 100_000 else 10 if documents > 50_000 else 20
+    return {"kmeans_niters": niters, "nbits": 4 if documents < 10_000 else 2,
+            "pytorch_kmeans_first": (not use_faiss) and documents < PYTORCH_KMEANS_LIMIT}
+
+
+class _SleepSpy(types.ModuleType):
+    """Stands in for `time` inside ragatouille.models.index: its `sleep` is a marked span and is counted."""
+
+    def __init__(self, real: types.ModuleType, seen: list[float]) -> None:
+        super().__init__(real.__name__)
+        self._real, self._seen = real, seen
+
+    def sleep(self, seconds: float) -> None:
+        frame = tracker.enter(SLEEP_LABEL)
+        try:
+            self._real.sleep(seconds)
+        finally:
+            tracker.exit_(frame, None)
+            self._seen.append(float(seconds))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+@contextlib.contextmanager
+def sleeps_recorded(seen: list[float]) -> Iterator[None]:
+    """Record (and mark as a span) every time.sleep that ragatouille.models.index makes in the block: the
+    5 s pause in PLAIDModelIndex.build when a GPU is visible but faiss lacks StandardGpuResources."""
+    module = importlib.import_module(FAISS_CPU_SLEEP_SITE)
+    real = module.time
+    module.time = _SleepSpy(real, seen)
+    try:
+        yield
+    finally:
+        module.time = real
 
 
 class RagatouillePipeline(Pipeline):
@@ -120,6 +170,7 @@ class RagatouillePipeline(Pipeline):
         # first == "faiss" only with a choice (kmeans_plan returns None only on the PyTorch path)
         pytorch_label = f"fast_pytorch_kmeans {info.get('fast_pytorch_kmeans_version')}"
         info["label"] = choice.label if first == "faiss" else pytorch_label
+        info["library_settings"] = library_settings(len(ctx.texts), bool(self.options(ctx)["use_faiss"]))
         ctx.info["kmeans"] = info
         return choice
 
@@ -146,8 +197,10 @@ class RagatouillePipeline(Pipeline):
         rag = RAGPretrainedModel.from_pretrained(
             ctx.model, n_gpu=opts["n_gpu"], verbose=opts["verbose"], index_root=str(Path(ctx.workdir).resolve())
         )
+        sleeps: list[float] = []
         try:
-            with km.patched_call_site(choice) if choice is not None else contextlib.nullcontext():
+            with (km.patched_call_site(choice) if choice is not None else contextlib.nullcontext(),
+                  sleeps_recorded(sleeps)):
                 index_path = rag.index(
                     collection=ctx.texts,
                     document_ids=ctx.ids,
@@ -159,6 +212,7 @@ class RagatouillePipeline(Pipeline):
                     use_faiss=opts["use_faiss"],
                 )
         finally:
+            ctx.info["kmeans"]["library_sleep_s"] = sum(sleeps)  # 5.0 when the faiss-cpu warning path ran
             CollectionIndexer._train_kmeans = train_kmeans
             # ColBERT.__init__ enters a Run() context by hand and never leaves it.
             run_context = getattr(rag.model, "run_context", None)

@@ -68,7 +68,26 @@ class Cell:
 
     @cached_property
     def fingerprint(self) -> dict[str, Any]:
-        return read_json(self.dir / "fingerprint.json", {}) or {}
+        """fingerprint.json (written before the cell ran) plus, under `chosen`, what the pipeline reported
+        it ran: the k-means and the index settings the library chose (cell_info.json)."""
+        fp = read_json(self.dir / "fingerprint.json", {}) or {}
+        chosen = self.chosen
+        return {**fp, "chosen": chosen} if chosen else fp
+
+    @cached_property
+    def chosen(self) -> dict[str, Any]:
+        info = read_json(self.dir / "cell_info.json", {}) or {}
+        kmeans = info.get("kmeans") if isinstance(info.get("kmeans"), dict) else {}
+        index = info.get("index") if isinstance(info.get("index"), dict) else {}
+        out: dict[str, Any] = {}
+        if kmeans.get("label"):
+            out["kmeans"] = kmeans["label"]
+        for key in ("ragatouille", "use_faiss", "library_settings", "library_sleep_s"):
+            if key in kmeans:
+                out[f"kmeans_{key}" if not key.startswith("library") else key] = kmeans[key]
+        out.update({f"index_{k}": v for k, v in index.items() if k in ("nbits", "kmeans_niters", "num_partitions")
+                    and v is not None})
+        return out
 
     @cached_property
     def calls(self) -> list[CallRecord]:
