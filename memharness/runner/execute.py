@@ -52,6 +52,11 @@ def execute(req: RunRequest, console) -> tuple[int, Path | None]:
     with StopSignals() as stops:
         try:
             return _execute(req, console, stops, held.append)
+        except Interrupted as exc:  # before preflight: loading the scenario or the run folder
+            tail = f"; finish the run with: {_resume_hint(req, req.resume)}" if req.resume is not None else \
+                ", nothing was run"
+            console.print(f"interrupted by {signal_name(exc.signum)}{tail}", highlight=False)
+            return exc.exit_code, req.resume
         finally:
             for lock in held:
                 lock.release()
