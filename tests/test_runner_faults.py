@@ -89,6 +89,24 @@ def test_stop_signal_during_a_cell(tmp_path, sig, target):
     assert _procs_of(d) == []  # neither the cell nor its sampler is left running
 
 
+def test_sigterm_during_preflight(tmp_path):
+    mark = tmp_path / "probe.pid"
+    slow = tmp_path / "slowpy"  # an "interpreter" whose probe never ends
+    slow.write_text(f"#!/bin/sh\necho $$ > {mark}\nexec sleep 600\n")
+    slow.chmod(0o755)
+    path = write_scenario(tmp_path, "early", f"""\
+        - {{name: a, kind: callable, python: {slow}, options: {{function: "workloads:pipeline_ok"}}}}
+        """)
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    probe_pid = _wait_for(mark)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert out.strip().splitlines()[-1] == "interrupted by SIGTERM during preflight, nothing was run"
+    assert _gone(probe_pid)
+    assert not (tmp_path / "results").exists()
+
+
 # --- 2. Ctrl-C while a cell starts, and a second Ctrl-C 50 ms later ---------------------------------------
 
 def test_double_ctrl_c_while_a_cell_starts(tmp_path):
