@@ -42,6 +42,17 @@ def marked_pids(token: str) -> list[int]:
     return found
 
 
+def outliving(token: str, grace: float = 2.0) -> list[int]:
+    """Marked processes still alive `grace` seconds after the cell ended (helpers such as
+    multiprocessing's resource tracker exit on their own right after their parent: not leftovers)."""
+    pids = marked_pids(token)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = [p for p in pids if _alive(p)]
+    return pids
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:

@@ -181,7 +181,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
     finally:
         _sampler_done(sampler)
     t1 = now_ns()
-    left = leftovers_mod.marked_pids(token)
+    left = leftovers_mod.outliving(token)
     left_info = leftovers_mod.describe(left)
     policy = getattr(scenario, "leftovers", "kill")
     if left and (policy == "kill" or signum is not None or timed_out or disk_full):
