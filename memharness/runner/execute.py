@@ -211,6 +211,8 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
         say(f"interrupted ({name}); finish the run with: {_resume_hint(req, run_dir)}")
         return exc.exit_code, run_dir
     except OSError as exc:
+        if not (diskspace.is_disk_full(exc) or str(exc.filename or "").startswith(str(run_dir))):
+            raise  # not a write into the run folder (e.g. a closed stdout): not ours to explain
         reserve.release()  # room for the bookkeeping below
         full = diskspace.is_disk_full(exc)
         cause = "disk_full" if full else "write_error"
