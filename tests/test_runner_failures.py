@@ -31,10 +31,19 @@ def write_scenario(tmp_path: Path, name: str, pipelines: str, extra: str = "", s
     return path
 
 
+def _default_stop_signals() -> None:
+    # A launcher started in the background by a shell may ignore SIGINT, and an ignored signal stays
+    # ignored across exec: give the run the default dispositions a terminal user's run has.
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def memharness(*args: str, cwd: Path, **kw) -> subprocess.Popen:
+    """`memharness ARGS` in its own session (signals reach it and its group only), output captured."""
     env = dict(os.environ, PYTHONPATH=str(TESTS))
     return subprocess.Popen([sys.executable, "-m", "memharness", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_default_stop_signals, **kw)
 
 
 def run_dir_of(tmp_path: Path, name: str) -> Path:
@@ -54,7 +63,7 @@ def test_exception_max_rss_timeout_recorded_and_other_cells_complete(tmp_path):
         - {name: grows, kind: callable, options: {function: "workloads:pipeline_grows", step_mib: 64}}
         - {name: sleeps, kind: callable, options: {function: "workloads:pipeline_sleeps", seconds: 600}}
         - {name: ok2, kind: callable, options: {function: "workloads:pipeline_ok", mib: 30}}
-        """, extra="max_rss: 600MiB\ntimeout: 6s\n")
+        """, extra="max_rss: 600MiB\ntimeout: 20s\n")
     proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
@@ -85,8 +94,8 @@ def test_exception_max_rss_timeout_recorded_and_other_cells_complete(tmp_path):
     assert read_timeline(d)["value"].max() > 600 * MiB
 
     status, d = cell(run, "sleeps__50__r0")
-    assert status["message"] == "ran longer than the timeout of 6 s; killed"
-    assert 6 <= status["wall_seconds"] < 30
+    assert status["message"] == "ran longer than the timeout of 20 s; killed"
+    assert 20 <= status["wall_seconds"] < 44
     open_calls = [c.target for c in read_calls(d) if not c.complete]
     assert open_calls == ["phase:run"]
     assert [c.target for c in read_calls(d) if c.complete and c.target == "workloads.stage"]
@@ -127,27 +136,28 @@ def test_sigkill_from_outside_is_recorded(tmp_path):
 
 
 def test_ctrl_c_then_resume_finishes_without_redoing(tmp_path):
-    pidfile = tmp_path / "cell.pid"
+    pidfile, release = tmp_path / "cell.pid", tmp_path / "release"
     path = write_scenario(tmp_path, "resumable", f"""\
         - {{name: first, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
         - {{name: second, kind: callable, options: {{function: "workloads:pipeline_sleeps", pidfile: "{pidfile}",
-            seconds: 600}}}}
+            seconds: 600, release: "{release}"}}}}
         - {{name: third, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
         """)
     proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
-    _wait_for(pidfile)
+    cell_pid = _wait_for(pidfile)  # the second cell is inside its pipeline
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out
     assert "--resume" in out
+    assert not _alive(cell_pid)
     run = run_dir_of(tmp_path, "resumable")
     manifest = json.loads((run / "manifest.json").read_text())
     assert [(c["id"], c["status"]) for c in manifest["cells"]] == [
         ("first__50__r0", "done"), ("second__50__r0", "interrupted"), ("third__50__r0", "pending")]
     first_before = cell(run, "first__50__r0")[0]
 
-    # the resumed run must not sleep: make the second cell quick by editing its options in the scenario
-    path.write_text(path.read_text().replace("seconds: 600", "seconds: 0"))
+    # the resumed run must not sleep: the second cell returns at once once the release file exists
+    release.write_text("")
     proc = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
@@ -157,6 +167,15 @@ def test_ctrl_c_then_resume_finishes_without_redoing(tmp_path):
         ("first__50__r0", "done"), ("second__50__r0", "done"), ("third__50__r0", "done")]
     assert cell(run, "first__50__r0")[0] == first_before  # not redone
     assert len(list((tmp_path / "results" / "resumable").iterdir())) == 1
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path):

@@ -34,26 +34,26 @@ CASES = [
     ("target that does not resolve",
      BASE + "targets: [workloads.stgae]\npipelines:\n" + GOOD_PIPELINE,
      ["preflight failed, nothing was run:",
-      "  pipelines.a: target 'workloads.stgae': workloads has no attribute 'stgae'; closest: stage"]),
+      "  FILE:5: pipelines.a: target 'workloads.stgae': workloads has no attribute 'stgae'; closest: stage"]),
     ("module of a target that does not exist",
      BASE + "targets: [nosuchpkg_abc.mod.f]\npipelines:\n" + GOOD_PIPELINE,
      ["preflight failed, nothing was run:",
-      "  pipelines.a: target 'nosuchpkg_abc.mod.f': no importable module in the path "
+      "  FILE:5: pipelines.a: target 'nosuchpkg_abc.mod.f': no importable module in the path "
       "(module 'nosuchpkg_abc' not found)"]),
     ("callable function missing",
      BASE + 'pipelines:\n  - {name: a, kind: callable, options: {function: "workloads:nothing_here"}}\n',
      ["preflight failed, nothing was run:",
-      "  pipelines.a: target 'workloads:nothing_here': workloads has no function 'nothing_here'"]),
+      "  FILE:6: pipelines.a: target 'workloads:nothing_here': workloads has no function 'nothing_here'"]),
     ("corpus file missing",
      BASE.replace("{source: synthetic, seed: 1}", "{source: file, path: missing.jsonl}") + "pipelines:\n"
      + GOOD_PIPELINE,
-     ["preflight failed, nothing was run:", "  corpus: "]),
+     ["preflight failed, nothing was run:", "  FILE:2: corpus: "]),
     ("corpus smaller than the largest size",
      BASE.replace("sizes: [20]", "sizes: [20, 50]").replace("{source: synthetic, seed: 1}",
                                                              "{source: file, path: small.txt}")
      + "pipelines:\n" + GOOD_PIPELINE,
      ["preflight failed, nothing was run:",
-      "  corpus: holds 30 records, fewer than the largest size 50"]),
+      "  FILE:3: corpus: holds 30 records, fewer than the largest size 50"]),
 ]
 
 
@@ -63,9 +63,11 @@ def test_preflight_refuses_and_runs_nothing(tmp_path, name, body, expected):
     proc = run(tmp_path, body)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
+    expected = [line.replace("FILE", str(tmp_path / "s.yaml")) for line in expected]
     assert lines[: len(expected) - 1] == expected[:-1], proc.stderr
     assert any(line.startswith(expected[-1]) for line in lines), proc.stderr
     assert not (tmp_path / "results" / "bad").exists()  # no run folder, no cell ran
+    assert not (tmp_path / "results").exists()  # and no empty output folder left behind
 
 
 def test_schema_errors_also_stop_run(tmp_path):

@@ -76,11 +76,58 @@ def pipeline_grows(ids, texts, options, workdir) -> None:
 
 
 def pipeline_sleeps(ids, texts, options, workdir) -> None:
-    """Takes a wrapped step, writes its pid where the test can find it, then sleeps."""
+    """Takes a wrapped step, writes its pid where the test can find it, then sleeps `seconds` (or until the
+    file `release` exists)."""
     import os
     from pathlib import Path
 
     _ = stage(10)
     if options.get("pidfile"):
         Path(options["pidfile"]).write_text(str(os.getpid()))
-    time.sleep(options.get("seconds", 600))
+    release = Path(options["release"]) if options.get("release") else None
+    end = time.monotonic() + options.get("seconds", 600)
+    while time.monotonic() < end and not (release is not None and release.exists()):
+        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+
+
+def pipeline_exits(ids, texts, options, workdir) -> None:
+    """Leaves through os._exit without raising (as a library calling os._exit would)."""
+    import os
+
+    _ = stage(5)
+    os._exit(options.get("code", 3))
+
+
+def pipeline_leaves_helper(ids, texts, options, workdir) -> None:
+    """Starts a detached helper process (its own session) that outlives the cell; writes its pid."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    helper = subprocess.Popen([sys.executable, "-c", "import time\nx = bytearray(30 << 20)\ntime.sleep(600)"],
+                              start_new_session=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the helper holds its 30 MiB
+        try:
+            with open(f"/proc/{helper.pid}/statm", "rb") as fh:
+                if int(fh.read().split()[1]) * 4096 > 30 * MiB:
+                    break
+        except OSError:
+            break
+        time.sleep(0.02)
+    Path(options["pidfile"]).write_text(str(helper.pid))
+
+
+def pipeline_fills_disk(ids, texts, options, workdir) -> None:
+    """While the file `flag` exists: write zeros into `fill` until the disk is full, then fail like a
+    pipeline whose index write hit ENOSPC. Without the flag: a quick normal cell."""
+    from pathlib import Path
+
+    _ = stage(5)
+    if not Path(options["flag"]).exists():
+        return
+    block = b"\0" * MiB
+    with open(options["fill"], "wb", buffering=0) as fh:
+        while True:
+            fh.write(block)  # raises OSError(ENOSPC) once the disk is full

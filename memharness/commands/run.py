@@ -14,6 +14,22 @@ def _split(values: list[str] | None) -> list[str] | None:
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
+def _located(scenario: Path, exc) -> list[str]:
+    """Each preflight problem prefixed with `FILE:LINE:` of the scenario field it is about, as validate does."""
+    from memharness.scenario.errors import ScenarioError
+    from memharness.scenario.loader import line_of, parse_yaml
+
+    try:
+        _, lines = parse_yaml(scenario.read_text(encoding="utf-8"), str(scenario))
+    except (OSError, ValueError, ScenarioError):
+        lines = {}
+    out = []
+    for problem, loc in zip(exc.problems, exc.locs, strict=True):
+        line = line_of(lines, loc) if loc else None
+        out.append(f"{scenario}:{line}: {problem}" if line else f"{scenario}: {problem}")
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
@@ -26,12 +42,16 @@ def register(app: typer.Typer) -> None:
         retry_failed: Annotated[bool, typer.Option("--retry-failed", help="With --resume: redo failed cells.")] = False,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Expand and preflight only.")] = False,
         report: Annotated[bool, typer.Option("--report/--no-report", help="Render the report at the end.")] = True,
+        force: Annotated[bool, typer.Option("--force", help="With --resume: run the remaining cells under an "
+                                                            "edited scenario (both are recorded).")] = False,
     ) -> None:
-        """Run every cell of a scenario; exit 0 when all cells are done, 1 when some failed, 130 on Ctrl-C."""
+        """Run every cell of a scenario. Exit 0: all cells done; 1: some failed; 2: nothing ran (bad input,
+        preflight, run folder in use); 74: the run folder could not be written (disk full; free space and
+        --resume); 130/143/129: stopped by SIGINT/SIGTERM/SIGHUP (--resume finishes the run)."""
         from rich.console import Console
 
         from memharness.core.targets import TargetError
-        from memharness.runner.execute import PreflightError, RunRequest, execute
+        from memharness.runner.execute import PreflightError, RunLocked, RunRequest, execute
         from memharness.scenario import ScenarioError, parse_size
 
         console = Console(stderr=False, highlight=False, soft_wrap=True)
@@ -45,7 +65,7 @@ def register(app: typer.Typer) -> None:
             err.print(f"error: --resume {resume}: not a memharness run folder (no manifest.json)")
             raise typer.Exit(2)
         req = RunRequest(scenario, sizes=size_list, pipelines=_split(pipelines), repeats=repeats, resume=resume,
-                         dry_run=dry_run, retry_failed=retry_failed, report=report)
+                         dry_run=dry_run, retry_failed=retry_failed, report=report, force=force)
         try:
             code, _ = execute(req, console)
         except ScenarioError as exc:
@@ -53,8 +73,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2) from None
         except PreflightError as exc:
             err.print("preflight failed, nothing was run:", markup=False)
-            for problem in exc.problems:
-                err.print(f"  {problem}", markup=False)
+            for line in _located(scenario, exc):
+                err.print(f"  {line}", markup=False)
+            raise typer.Exit(2) from None
+        except RunLocked as exc:
+            err.print(f"error: {exc}", markup=False)
             raise typer.Exit(2) from None
         except (ValueError, TargetError, FileNotFoundError) as exc:
             err.print(f"error: {exc}", markup=False)

@@ -90,6 +90,23 @@ def materialize(spec: dict, n: int, cache_dir: Path, progress: Progress | None =
     return data
 
 
+def estimate_bytes(spec: dict, n: int, cache_dir: Path, sample: int = 1000) -> int | None:
+    """Bytes `materialize(spec, n, cache_dir)` would write: 0 when the cache already holds them, else the
+    mean record size of the first `sample` records times `n` (None for hub datasets: not read here)."""
+    cfg = normalize(spec)
+    module = source_of(cfg)
+    data, meta = _paths(cache_dir, cache_key(cfg))
+    if _reusable(data, meta, n, module.stamp(cfg)):
+        return 0
+    if cfg.get("source") == "hf" or n <= 0:
+        return None
+    total = count = 0
+    for chunk, records in module.iter_chunks(cfg, min(n, sample)):
+        total += len(chunk)
+        count += records
+    return int(total / count * n) if count else None
+
+
 def available(spec: dict) -> int | None:
     """How many records the source holds, or None when unknown without loading it all."""
     cfg = normalize(spec)

@@ -5,7 +5,12 @@
 - the model is reachable (a local path, a `builtin:` checkpoint that can be built, or a hub id that is
   cached or reachable);
 - the corpus is reachable and holds enough records for the largest size (it is materialised once, here);
-- the output folder is writable.
+- the output folder `<output>/<scenario name>` (the one the run folder is created in) can be created and
+  takes a real file of a few MiB, and its disk (and the corpus cache's) has room for an estimate of what
+  the run writes (see `runner/diskspace.py`).
+
+Every problem carries the scenario field it is about (`PreflightError.locs`), so the command can name the
+scenario file and line. Folders preflight created are removed again when it fails.
 """
 
 from __future__ import annotations
@@ -21,16 +26,23 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.session import package_path_dir
+from memharness.runner import diskspace
 from memharness.runner.matrix import CellPlan
 from memharness.scenario import format_size
 
 OFFLINE_HINT = "use the offline scenario scenarios/quickstart.yaml (synthetic corpus, builtin checkpoint)"
 
 
+Loc = tuple  # a scenario field path: ("pipelines", 0, "options", "function")
+
+
 class PreflightError(Exception):
-    def __init__(self, problems: list[str]) -> None:
+    """`problems`: one message each; `locs`: the scenario field each is about (() for none)."""
+
+    def __init__(self, problems: list[str], locs: list[Loc] | None = None) -> None:
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.locs = list(locs) if locs is not None else [() for _ in problems]
 
 
 @dataclass
@@ -47,6 +59,7 @@ class Preflight:
     pipelines: dict[str, PipelineCheck] = field(default_factory=dict)
     corpus_file: Path | None = None
     sys_path: list[str] = field(default_factory=list)  # cwd and the scenario's folder, for `callable` modules
+    created: list[Path] = field(default_factory=list)  # output folders preflight made (removed on a dry run)
 
 
 def cache_dir() -> Path:
@@ -121,25 +134,119 @@ def resolve_model(spec: str, python: str, env: dict[str, str]) -> str:
                           f"be reached from this machine; {OFFLINE_HINT}"])
 
 
-def check_output(output: Path) -> None:
+def check_output(folder: Path) -> list[Path]:
+    """Create `folder` (the run folder's parent) and write a real probe file into it; returns the folders
+    it created (to remove again if preflight fails); raises PreflightError naming the folder."""
+    folder = Path(folder)
+    missing = []
+    p = folder.absolute()
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
     try:
-        output.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=output, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise PreflightError([f"output folder {output} is not writable: {exc}"]) from exc
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise PreflightError([f"output folder {folder}: a file is in the way (not a folder)"],
+                                 [("output",)]) from None
+        except OSError as exc:
+            raise PreflightError([f"output folder {folder} cannot be created: {exc.strerror}"],
+                                 [("output",)]) from None
+        if not folder.is_dir():
+            raise PreflightError([f"output folder {folder}: a file is in the way (not a folder)"], [("output",)])
+        try:
+            diskspace.write_probe(folder)
+        except OSError as exc:
+            raise PreflightError([f"output folder {folder} is not writable: cannot write a "
+                                  f"{diskspace.fmt(diskspace.PROBE_BYTES)} test file: {exc.strerror}"],
+                                 [("output",)]) from None
+    except PreflightError:
+        remove_empty(missing)
+        raise
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove folders (deepest first) that preflight created and that are still empty."""
+    for d in folders:
+        try:
+            d.rmdir()
+        except OSError:
+            break
+
+
+def check_space(scenario, plans: list[CellPlan], corpus_spec: dict, output: Path, largest: int) -> None:
+    """Refuse a run whose estimated writes (corpus cache, timelines) exceed the free space."""
+    from memharness import corpus
+
+    needs: dict[int, list[tuple[int, str, Path]]] = {}
+    cache = cache_dir()
+    try:
+        corpus_bytes = corpus.estimate_bytes(corpus_spec, largest, cache)
+    except corpus.CorpusError:
+        corpus_bytes = None
+    if corpus_bytes:
+        needs.setdefault(diskspace.device_of(cache), []).append(
+            (corpus_bytes, f"corpus cache {format_size(largest)} records ~{diskspace.fmt(corpus_bytes)}", cache))
+    tl, why = diskspace.timeline_bytes(len(plans), scenario.sample_interval, scenario.timeout)
+    needs.setdefault(diskspace.device_of(output), []).append((tl + diskspace.RESERVE_BYTES, f"run folder: {why}",
+                                                             output))
+    problems, locs = [], []
+    for items in needs.values():
+        total = sum(n for n, _, _ in items)
+        free = diskspace.free_bytes(items[0][2])
+        if total > free:
+            where = " and ".join(str(path) for _, _, path in items)
+            problems.append(f"not enough disk space at {where}: {diskspace.fmt(free)} free, the run needs about "
+                            f"{diskspace.fmt(total)} ({'; '.join(w for _, w, _ in items)})")
+            locs.append(("sizes",) if corpus_bytes and any(path == cache for _, _, path in items) else ("output",))
+    if problems:
+        raise PreflightError(problems, locs)
 
 
 def run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: Path,
                   say=print, materialize: bool = True) -> Preflight:
+    """`output` is the folder run folders are created in (`<scenario output>/<scenario name>`)."""
+    created = check_output(output)
+    try:
+        result = _run_preflight(scenario, plans, scenario_dir, output, say, materialize)
+        result.created = created
+        return result
+    except BaseException:
+        remove_empty(created)
+        raise
+
+
+def _run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: Path,
+                   say, materialize: bool) -> Preflight:
     from memharness import corpus
 
     result = Preflight()
     problems: list[str] = []
-    check_output(output)
+    locs: list[Loc] = []
+    index = {p.name: i for i, p in enumerate(scenario.pipelines)}
     sys_path = result.sys_path = [str(Path.cwd()), str(scenario_dir)]
     env = interpreter_env(scenario.env)
     by_name = {p.name: p for p in scenario.pipelines}
+
+    def add(message: str, loc: Loc) -> None:
+        if message not in problems:
+            problems.append(message)
+            locs.append(loc)
+
+    def target_loc(name: str, path: str) -> Loc:
+        i, spec = index[name], by_name[name]
+        if path == "options":
+            return ("pipelines", i, "options")
+        if path == spec.options.get("function"):
+            return ("pipelines", i, "options", "function")
+        for key, values in (("targets", scenario.targets), ("line_profile", scenario.line_profile)):
+            if path in values:
+                return (key, list(values).index(path))
+        if path in spec.targets:
+            return ("pipelines", i, "targets", list(spec.targets).index(path))
+        return ("pipelines", i)
+
     used = list(dict.fromkeys(p.pipeline for p in plans))
     by_python: dict[str, list[str]] = {}
     for name in used:
@@ -154,23 +261,25 @@ def run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: P
                              "line_profile": list(scenario.line_profile), "sys_path": sys_path})
         probes = _run_probe(python, requests, env)
         if isinstance(probes, dict):  # a fatal problem with the interpreter itself
-            problems.extend(f"pipelines.{name}: {probes['fatal']}" for name in names)
+            for name in names:
+                add(f"pipelines.{name}: {probes['fatal']}", ("pipelines", index[name], "python"))
             continue
         for name, probe in zip(names, probes, strict=True):
             spec = by_name[name]
             if probe.get("kind_error"):
-                problems.append(f"pipelines.{name}: pipeline kind {spec.kind!r} cannot be used in {python}: "
-                                f"{probe['kind_error']}")
+                add(f"pipelines.{name}: pipeline kind {spec.kind!r} cannot be used in {python}: "
+                    f"{probe['kind_error']}", ("pipelines", index[name], "kind"))
             for err in probe.get("errors", []):
-                problems.append(f"pipelines.{name}: {err['message']}")
+                add(f"pipelines.{name}: {err['message']}", target_loc(name, err.get("path", "")))
             device = scenario.device
             if device == "auto":
                 device = "cuda" if probe.get("cuda_available") else "cpu"
             elif device == "cuda" and not probe.get("cuda_available"):
-                problems.append(f"pipelines.{name}: device cuda requested but torch in {python} sees no CUDA device")
+                add(f"pipelines.{name}: device cuda requested but torch in {python} sees no CUDA device",
+                    ("device",))
             result.pipelines[name] = PipelineCheck(name=name, python=python, probe=probe, device=device)
     if problems:
-        raise PreflightError(problems)
+        raise PreflightError(problems, locs)
 
     models: dict[tuple[str, str], str] = {}  # one resolution per (model, interpreter)
     for name, check in result.pipelines.items():
@@ -184,7 +293,8 @@ def run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: P
             try:
                 models[key] = resolve_model(model, check.python, env)
             except PreflightError as exc:
-                problems.extend(p for p in exc.problems if p not in problems)
+                for problem in exc.problems:
+                    add(problem, ("pipelines", index[name], "model") if spec.model else ("model",))
                 continue
         check.model_path = models[key]
 
@@ -197,15 +307,21 @@ def run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: P
         corpus.check(corpus_spec)
         have = corpus.available(corpus_spec)
     except corpus.CorpusError as exc:
-        raise PreflightError(problems + [f"corpus: {exc}"]) from exc
+        add(f"corpus: {exc}", ("corpus",))
+        raise PreflightError(problems, locs) from exc
     if problems:
-        raise PreflightError(problems)
+        raise PreflightError(problems, locs)
     if have is not None and have < largest:
-        raise PreflightError([f"corpus: holds {have} records, fewer than the largest size {format_size(largest)}"])
+        raise PreflightError([f"corpus: holds {have} records, fewer than the largest size {format_size(largest)}"],
+                             [("sizes",)])
     if materialize:
+        check_space(scenario, plans, corpus_spec, output, largest)
         say(f"preflight: preparing the first {format_size(largest)} corpus records")
         try:
             result.corpus_file = corpus.materialize(corpus_spec, largest, cache_dir())
         except corpus.CorpusError as exc:
-            raise PreflightError([f"corpus: {exc}"]) from exc
+            raise PreflightError([f"corpus: {exc}"], [("corpus",)]) from exc
+        except OSError as exc:
+            raise PreflightError([f"corpus cache {cache_dir()}: cannot write: {exc.strerror}"],
+                                 [("corpus",)]) from exc
     return result

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from memharness.core.atomic import read_json, write_json, write_text
+from memharness.core.atomic import write_json, write_text
 from memharness.core.clock import clock_anchor
 from memharness.runner.matrix import CellPlan
 
@@ -14,6 +15,7 @@ MANIFEST = "manifest.json"
 
 
 def new_run_dir(output: Path, scenario_name: str) -> Path:
+    """A new, empty `<output>/<scenario name>/<timestamp>` folder (preflight checked `<output>/<name>`)."""
     base = Path(output) / scenario_name
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for i in range(1000):
@@ -24,6 +26,35 @@ def new_run_dir(output: Path, scenario_name: str) -> Path:
         except FileExistsError:
             continue
     raise RuntimeError(f"cannot create a run folder under {base}")
+
+
+class ManifestError(ValueError):
+    """A manifest.json that cannot be resumed; `str()` is one line naming the file."""
+
+
+def _check_manifest(path: Path, raw: bytes) -> dict[str, Any]:
+    def bad(why: str) -> ManifestError:
+        return ManifestError(f"{path}: {why}; not a resumable memharness run")
+
+    if not raw.strip():
+        raise bad("the file is empty")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise bad(f"not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise bad(f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+    if not isinstance(data, dict):
+        raise bad(f"expected a JSON object, got {type(data).__name__}")
+    if not isinstance(data.get("scenario"), str):
+        raise bad("no scenario name")
+    cells = data.get("cells")
+    if not isinstance(cells, list):
+        raise bad("no list of cells")
+    for i, c in enumerate(cells):
+        if not (isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("status"), str)):
+            raise bad(f"cells[{i}] has no id and status")
+    return data
 
 
 class Manifest:
@@ -48,10 +79,40 @@ class Manifest:
 
     @classmethod
     def load(cls, run_dir: Path) -> Manifest:
-        data = read_json(Path(run_dir) / MANIFEST)
-        if data is None:
-            raise FileNotFoundError(f"{run_dir} is not a memharness run folder (no {MANIFEST})")
-        return cls(run_dir, data)
+        """Read and check a run's manifest; raises ManifestError (one line naming the file) when broken."""
+        path = Path(run_dir) / MANIFEST
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{run_dir} is not a memharness run folder (no {MANIFEST})") from None
+        except OSError as exc:
+            raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
+        return cls(run_dir, _check_manifest(path, raw))
+
+    def add_revision(self, scenario, scenario_text: str, finished: list[str]) -> int:
+        """Record that the remaining cells run under an edited scenario; returns the new revision number.
+
+        `scenario_revisions` lists every scenario the run used (0 is the one it was created with, kept in
+        scenario.yaml; revision N is kept in scenario.rN.yaml); each cell's `scenario_rev` says which one
+        it ran under. `scenario_spec` is the newest.
+        """
+        revisions = self.data.setdefault("scenario_revisions", [
+            {"rev": 0, "file": "scenario.yaml", "spec": self.data.get("scenario_spec"),
+             "created_wall_ns": self.data.get("created_wall_ns")}])
+        for c in self.data["cells"]:
+            c.setdefault("scenario_rev", revisions[-1]["rev"] if c["id"] in finished else None)
+        rev = revisions[-1]["rev"] + 1
+        name = f"scenario.r{rev}.yaml"
+        write_text(self.run_dir / name, scenario_text)
+        spec = scenario.model_dump(mode="json")
+        revisions.append({"rev": rev, "file": name, "spec": spec, "created_wall_ns": time.time_ns()})
+        self.data["scenario_spec"] = spec
+        return rev
+
+    @property
+    def revision(self) -> int | None:
+        revisions = self.data.get("scenario_revisions")
+        return revisions[-1]["rev"] if revisions else None
 
     def save(self) -> None:
         write_json(self.run_dir / MANIFEST, self.data)
@@ -73,6 +134,8 @@ class Manifest:
     def set_status(self, cell_id: str, status: str, cause: str | None = None) -> None:
         c = self.cell(cell_id)
         c["status"], c["cause"] = status, cause
+        if status == "running" and self.revision is not None:
+            c["scenario_rev"] = self.revision
         self.save()
 
     def counts(self) -> dict[str, int]:
@@ -80,3 +143,34 @@ class Manifest:
         for c in self.data["cells"]:
             out[c["status"]] = out.get(c["status"], 0) + 1
         return out
+
+
+def scenario_changes(old_spec: Any, scenario) -> list[str]:
+    """How `scenario` differs from a run's recorded `scenario_spec`, one `field: old -> new` each.
+
+    Both sides are normalised through the schema (defaults filled in), so a spec recorded before a field
+    existed does not differ by that field alone. `output` is left out: the run folder is given explicitly.
+    """
+    from pydantic import ValidationError
+
+    new = scenario.model_dump(mode="json")
+    try:
+        old = type(scenario).model_validate(old_spec).model_dump(mode="json")
+    except (ValidationError, TypeError):
+        old = old_spec if isinstance(old_spec, dict) else {}
+    changes: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in list(dict.fromkeys([*a, *b])):
+                if path == "" and key == "output":
+                    continue
+                walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{path}[{i}]")
+        elif a != b:
+            changes.append(f"{path}: {json.dumps(a, default=str)[:60]} -> {json.dumps(b, default=str)[:60]}")
+
+    walk(old, new, "")
+    return changes

@@ -9,7 +9,13 @@ timeline and enforces `max_rss`. Causes:
 - `timeout`: the supervisor killed the tree after `timeout`;
 - `oom_kill`: SIGKILL while the kernel's oom_kill counter went up;
 - `sigkill`: SIGKILL from outside; `signal`: another fatal signal;
-- `interrupted`: Ctrl-C / SIGTERM to the supervisor (the cell is redone by `--resume`).
+- `exit`: the cell left with a non-zero code without raising (`os._exit(3)`, `sys.exit(3)`);
+- `interrupted`: Ctrl-C, SIGTERM or SIGHUP to the supervisor (the cell is redone by `--resume`);
+- `disk_full`: the run folder's disk filled up during the cell (status `interrupted`, redone by `--resume`).
+
+Processes the cell leaves behind (a detached helper) are found by the marker in their environment
+(`runner/leftovers.py`), listed in status.json `leftovers` with pid and RSS, and killed unless the scenario
+says `leftovers: keep` or `warn`.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +37,11 @@ from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.sampler import GUARD_FILE
 from memharness.core.session import start_sampler, stop_sampler
+from memharness.runner import leftovers as leftovers_mod
 from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, cache_dir, interpreter_env
+from memharness.runner.signals import Interrupted, stop_message
 from memharness.scenario import format_size
-
-
-class Interrupted(Exception):
-    """The user stopped the run."""
 
 
 @dataclass
@@ -47,6 +51,7 @@ class CellOutcome:
     message: str
     wall_seconds: float
     peak_tree_rss: int
+    leftovers: list[dict] = field(default_factory=list)
 
 
 def _oom_kills() -> int | None:
@@ -90,9 +95,25 @@ def write_cell_spec(cell_dir: Path, plan: CellPlan, scenario, pre: Preflight) ->
     })
 
 
+def _sampler_done(sampler: subprocess.Popen | None) -> None:
+    if sampler is None:
+        return
+    try:
+        sampler.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        stop_sampler(sampler)
+
+
 def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
-             on_tick: Callable[[float, int], None] | None = None) -> CellOutcome:
-    """Run one cell to its end; raises Interrupted (after cleaning up) on Ctrl-C."""
+             on_tick: Callable[[float, int], None] | None = None,
+             stop_requested: Callable[[], int | None] | None = None,
+             disk_low: Callable[[], bool] | None = None) -> CellOutcome:
+    """Run one cell to its end; raises Interrupted (after cleaning up) when `stop_requested()` returns a
+    signal number, and OSError when the run folder cannot be written (nothing of the cell left running).
+
+    Call it with signals deferred (`StopSignals.deferred`): nothing here may be cut short between starting
+    the cell and taking charge of it.
+    """
     check = pre.pipelines[plan.pipeline]
     cell_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("error.json", GUARD_FILE, "timeline.bin", "timeline.json", "cell_info.json"):
@@ -115,17 +136,28 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
         env["TORCH_EXTENSIONS_DIR"] = str(cache_dir() / "torch_extensions" / digest)
     if check.device == "cpu":
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    token = leftovers_mod.new_token()
+    env[leftovers_mod.TOKEN_ENV] = token
     t0, wall0 = now_ns(), time.time_ns()
     write_json(cell_dir / "status.json", {"status": "running", "cause": None, "message": "", "t_start_ns": t0,
                                           "wall_start_ns": wall0})
     oom_before = _oom_kills()
-    with open(cell_dir / "stdout.log", "wb") as out, open(cell_dir / "stderr.log", "wb") as err:
-        proc = subprocess.Popen([check.python, "-m", "memharness.runner.cell", str(cell_dir)], stdout=out,
-                                stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-    sampler = start_sampler(proc.pid, cell_dir, scenario.sample_interval, scenario.max_rss)
-    timed_out = interrupted = False
+    stop_requested = stop_requested or (lambda: None)
+    proc: subprocess.Popen | None = None
+    sampler: subprocess.Popen | None = None
+    timed_out = disk_full = False
+    signum: int | None = None
     try:
+        with open(cell_dir / "stdout.log", "wb") as out, open(cell_dir / "stderr.log", "wb") as err:
+            proc = subprocess.Popen([check.python, "-m", "memharness.runner.cell", str(cell_dir)], stdout=out,
+                                    stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        sampler = start_sampler(proc.pid, cell_dir, scenario.sample_interval, scenario.max_rss)
         while True:
+            signum = stop_requested()
+            if signum is not None:
+                kill_tree(proc.pid)
+                rc = proc.wait()
+                break
             try:
                 rc = proc.wait(timeout=0.25)
                 break
@@ -134,24 +166,35 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
             elapsed = (now_ns() - t0) / 1e9
             if on_tick is not None:
                 on_tick(elapsed, procmem.rss_bytes(proc.pid) + procmem.descendants_rss(proc.pid))
-            if scenario.timeout is not None and elapsed > scenario.timeout:
+            if scenario.timeout is not None and elapsed > scenario.timeout and not timed_out:
                 timed_out = True
                 kill_tree(proc.pid)
-    except KeyboardInterrupt:
-        interrupted = True
-        kill_tree(proc.pid)
-        rc = proc.wait()
+            if sampler.poll() is not None and disk_low is not None and disk_low():
+                disk_full = True  # the sampler could not write the timeline: stop rather than run unmeasured
+                kill_tree(proc.pid)
+    except BaseException:
+        if proc is not None and proc.poll() is None:
+            kill_tree(proc.pid)
+            proc.wait()
+        leftovers_mod.kill(leftovers_mod.marked_pids(token))
+        raise
     finally:
-        try:
-            sampler.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            stop_sampler(sampler)
+        _sampler_done(sampler)
     t1 = now_ns()
+    left = leftovers_mod.outliving(token)
+    left_info = leftovers_mod.describe(left)
+    policy = getattr(scenario, "leftovers", "kill")
+    if left and (policy == "kill" or signum is not None or timed_out or disk_full):
+        still = leftovers_mod.kill(left)
+        for item in left_info:
+            item["killed"] = item["pid"] not in still
     header = read_json(cell_dir / "timeline.json", {}) or {}
     guard = read_json(cell_dir / GUARD_FILE)
     error = read_json(cell_dir / "error.json")
-    if interrupted:
-        status, cause, message = "interrupted", "interrupted", "stopped by the user (Ctrl-C)"
+    if signum is not None:
+        status, cause, message = "interrupted", "interrupted", stop_message(signum)
+    elif disk_full:
+        status, cause, message = "interrupted", "disk_full", "the run folder's disk is full; killed"
     elif guard is not None:
         status, cause = "failed", "max_rss"
         message = (f"process tree RSS {_fmt_bytes(guard['tree_rss'])} crossed max_rss "
@@ -172,25 +215,36 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
     elif error is not None:
         status, cause, message = "failed", "exception", f"{error['type']}: {error['message']}"
     else:
-        status, cause, message = "failed", "exception", f"exited with code {rc}"
+        # no error.json: the cell left through os._exit / sys.exit (or could not write error.json)
+        status, cause, message = "failed", "exit", f"exited with code {rc}"
     info = read_json(cell_dir / "cell_info.json")
     if info:
         fingerprint.update({k: v for k, v in info.items()})
         write_json(cell_dir / "fingerprint.json", fingerprint)
     peak = int(header.get("peak_tree_rss", 0))
-    outcome = CellOutcome(status, cause, message, (t1 - t0) / 1e9, peak)
-    write_json(cell_dir / "status.json", {
+    shown = left_info if policy != "keep" or any(item.get("killed") for item in left_info) else []
+    outcome = CellOutcome(status, cause, message, (t1 - t0) / 1e9, peak, shown)
+    record = {
         "status": status, "cause": cause, "message": message, "exit_code": rc, "t_start_ns": t0, "t_end_ns": t1,
         "wall_start_ns": wall0, "wall_seconds": outcome.wall_seconds, "peak_tree_rss": peak,
         "size": plan.size, "pipeline": plan.pipeline,
-    })
-    if interrupted:
-        raise Interrupted()
+    }
+    if left_info:
+        record["leftovers"] = left_info
+    write_json(cell_dir / "status.json", record)
+    if signum is not None:
+        raise Interrupted(signum)
     return outcome
 
 
 def summarize(outcome: CellOutcome, plan: CellPlan) -> str:
     tail = f" ({outcome.cause}: {outcome.message})" if outcome.status != "done" else ""
+    if outcome.leftovers:
+        killed = all(item.get("killed") for item in outcome.leftovers)
+        pids = ", ".join(str(item["pid"]) for item in outcome.leftovers)
+        rss = sum(item["rss"] for item in outcome.leftovers)
+        tail += (f"; left {len(outcome.leftovers)} processes behind (pids {pids}, RSS {_fmt_bytes(rss)}): "
+                 + ("killed" if killed else "still running"))
     return (f"{plan.id}: {outcome.status} in {outcome.wall_seconds:.1f} s, "
             f"peak tree RSS {_fmt_bytes(outcome.peak_tree_rss)}{tail}")
 

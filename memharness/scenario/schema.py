@@ -239,6 +239,9 @@ class Scenario(StrictModel):
     max_rss: Memory | None = None
     output: Annotated[str, Field(min_length=1)] = "results"
     env: Annotated[dict[str, str], BeforeValidator(_check_env)] = Field(default_factory=dict)
+    # What to do with processes a cell leaves behind (found by the cell's marker in their environment):
+    # kill them (recorded in status.json), warn and leave them running, or keep them (recorded only).
+    leftovers: Literal["kill", "warn", "keep"] = "kill"
 
     @field_validator("sizes")
     @classmethod

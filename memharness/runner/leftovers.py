@@ -1,0 +1,89 @@
+"""Processes a cell leaves behind: found by a marker variable in their environment, then killed or kept.
+
+A helper started with `start_new_session=True` (or a double-forked daemon) leaves the cell's process tree
+when the cell ends: it is re-parented to init, so the tree walk no longer sees it. Every process of a cell
+inherits the cell's environment, which carries `MEMHARNESS_CELL_TOKEN=<random token>`; after the cell ends
+the supervisor scans `/proc/*/environ` for that token. `/proc/PID/environ` holds the environment the
+process was started with, so a process that later edits `os.environ` is still found; one started with an
+explicitly emptied environment (`env={}`) is not.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+from memharness.core import procmem
+
+TOKEN_ENV = "MEMHARNESS_CELL_TOKEN"
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def marked_pids(token: str) -> list[int]:
+    """Live (non-zombie) processes whose start environment carries the token, this process excluded."""
+    needle = f"{TOKEN_ENV}={token}".encode() + b"\0"
+    me = os.getpid()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == me:
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue
+        if (env.startswith(needle) or b"\0" + needle in env) and _alive(int(name)):
+            found.append(int(name))
+    return found
+
+
+def outliving(token: str, grace: float = 2.0) -> list[int]:
+    """Marked processes still alive `grace` seconds after the cell ended (helpers such as
+    multiprocessing's resource tracker exit on their own right after their parent: not leftovers)."""
+    pids = marked_pids(token)
+    deadline = time.monotonic() + grace
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.05)
+        pids = [p for p in pids if _alive(p)]
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read().rsplit(b")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace").strip()[:300]
+    except OSError:
+        return ""
+
+
+def describe(pids: list[int]) -> list[dict]:
+    return [{"pid": p, "rss": procmem.rss_bytes(p), "cmdline": _cmdline(p)} for p in pids]
+
+
+def kill(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """SIGKILL the processes and wait until they are gone; returns those still alive after `timeout`."""
+    for p in pids:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + timeout
+    alive = [p for p in pids if _alive(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.02)
+        alive = [p for p in alive if _alive(p)]
+    return alive

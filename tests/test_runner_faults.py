@@ -1,0 +1,409 @@
+"""Faults a long run meets (issue 15): stop signals at any moment, a second writer, an edited scenario,
+broken manifests, a full disk, an unwritable output folder, leftover processes, `os._exit`.
+
+Every `memharness run` here starts in its own session with default signal dispositions
+(`test_runner_failures.memharness`), so a signal sent to its group or to it alone reaches only it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from test_runner_failures import _wait_for, cell, memharness, run_dir_of, write_scenario
+
+MiB = 1 << 20
+OK_PIPELINE = '- {name: a, kind: callable, options: {function: "workloads:pipeline_ok"}}\n'
+
+
+def _procs_of(cell_dir: Path) -> list[psutil.Process]:
+    """Live processes of a cell: the cell interpreter and its sampler name the cell folder on their command
+    line; its children carry the cell's marker in their environment (checked by the tests of leftovers)."""
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and str(cell_dir) in " ".join(p.info["cmdline"] or []):
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+def _gone(pid: int, timeout: float = 10) -> bool:
+    try:
+        p = psutil.Process(pid)
+        p.wait(timeout)  # not our child: psutil polls until it is gone
+        return True
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return p.status() == psutil.STATUS_ZOMBIE
+
+
+def _send(proc: subprocess.Popen, sig: int, target: str) -> None:
+    if target == "group":
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
+
+
+def _sleeper(tmp_path: Path, name: str, extra: str = "") -> tuple[Path, Path, Path]:
+    pidfile, release = tmp_path / "cell.pid", tmp_path / "release"
+    path = write_scenario(tmp_path, name, f"""\
+        - {{name: first, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
+        - {{name: second, kind: callable, options: {{function: "workloads:pipeline_sleeps", pidfile: "{pidfile}",
+            seconds: 600, release: "{release}"}}}}
+        """, extra=extra)
+    return path, pidfile, release
+
+
+# --- 1. SIGTERM / SIGHUP / SIGINT, to the process group or to the process alone --------------------------
+
+@pytest.mark.parametrize("sig, target", [(signal.SIGTERM, "alone"), (signal.SIGTERM, "group"),
+                                         (signal.SIGHUP, "alone"), (signal.SIGINT, "group")],
+                         ids=["TERM-alone", "TERM-group", "HUP-alone", "INT-group"])
+def test_stop_signal_during_a_cell(tmp_path, sig, target):
+    path, pidfile, _ = _sleeper(tmp_path, "stopped")
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    cell_pid = _wait_for(pidfile)
+    _send(proc, sig, target)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, out
+    run = run_dir_of(tmp_path, "stopped")
+    assert f"finish the run with: memharness run {path} --resume {run}" in out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [(c["id"], c["status"], c["cause"]) for c in manifest["cells"]] == [
+        ("first__50__r0", "done", None), ("second__50__r0", "interrupted", "interrupted")]
+    status, d = cell(run, "second__50__r0")
+    assert status["status"] == "interrupted"
+    assert status["message"] == ("stopped by the user (Ctrl-C)" if sig == signal.SIGINT
+                                 else f"stopped by {signal.Signals(sig).name}")
+    assert _gone(cell_pid)
+    assert _procs_of(d) == []  # neither the cell nor its sampler is left running
+
+
+def test_sigterm_during_preflight(tmp_path):
+    mark = tmp_path / "probe.pid"
+    slow = tmp_path / "slowpy"  # an "interpreter" whose probe never ends
+    slow.write_text(f"#!/bin/sh\necho $$ > {mark}\nexec sleep 600\n")
+    slow.chmod(0o755)
+    path = write_scenario(tmp_path, "early", f"""\
+        - {{name: a, kind: callable, python: {slow}, options: {{function: "workloads:pipeline_ok"}}}}
+        """)
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    probe_pid = _wait_for(mark)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    assert out.strip().splitlines()[-1] == "interrupted by SIGTERM during preflight, nothing was run"
+    assert _gone(probe_pid)
+    assert not (tmp_path / "results").exists()
+
+
+# --- 2. Ctrl-C while a cell starts, and a second Ctrl-C 50 ms later ---------------------------------------
+
+def test_double_ctrl_c_while_a_cell_starts(tmp_path):
+    path, _, _ = _sleeper(tmp_path, "window")
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    status_file = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the moment the second cell is marked running, before it runs
+        runs = list((tmp_path / "results" / "window").glob("*/cells/second__50__r0/status.json"))
+        if runs:
+            try:
+                if json.loads(runs[0].read_text())["status"] == "running":
+                    status_file = runs[0]
+                    break
+            except (ValueError, OSError):
+                pass
+        time.sleep(0.002)
+    assert status_file is not None, "the second cell never started"
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "Traceback" not in out and "KeyboardInterrupt" not in out, out
+    run = run_dir_of(tmp_path, "window")
+    assert f"--resume {run}" in out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["cells"][1]["status"] == "interrupted"
+    assert json.loads(status_file.read_text())["status"] == "interrupted"
+    assert _procs_of(status_file.parent) == []
+
+
+# --- 3. one writer per run folder -------------------------------------------------------------------------
+
+def test_second_writer_is_refused_with_the_holders_pid(tmp_path):
+    path, pidfile, release = _sleeper(tmp_path, "locked")
+    first = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    _wait_for(pidfile)
+    run = run_dir_of(tmp_path, "locked")
+    second = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 2, out
+    assert out.strip() == (f"error: {run} is in use by another memharness run (pid {first.pid}); "
+                           "wait for it to end or stop it first")
+    release.write_text("")
+    out, _ = first.communicate(timeout=120)
+    assert first.returncode == 0, out
+    # the holder is gone (its flock went with it): the folder can be resumed again
+    again = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out
+    assert "resuming: 2 cells already finished, 0 to run" in out
+
+
+def test_lock_of_a_killed_holder_is_not_stale(tmp_path):
+    path, pidfile, release = _sleeper(tmp_path, "crashed")
+    first = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    cell_pid = _wait_for(pidfile)
+    first.kill()  # SIGKILL: no clean-up at all
+    first.communicate(timeout=60)
+    os.kill(cell_pid, signal.SIGKILL)
+    run = run_dir_of(tmp_path, "crashed")
+    assert (run / ".lock").read_text().strip() == str(first.pid)
+    release.write_text("")
+    again = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
+    out, _ = again.communicate(timeout=120)
+    assert again.returncode == 0, out
+
+
+# --- 4. --resume with an edited scenario ------------------------------------------------------------------
+
+def test_resume_with_an_edited_scenario_needs_force_and_records_both(tmp_path):
+    path = write_scenario(tmp_path, "edited", """\
+        - {name: a, kind: callable, options: {function: "workloads:pipeline_ok", mib: 20}}
+        - {name: b, kind: callable, options: {function: "workloads:pipeline_ok", mib: 25}}
+        """)
+    proc = memharness("run", str(path), "--pipelines", "a", "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    run = run_dir_of(tmp_path, "edited")
+    original = path.read_text()
+    path.write_text(original.replace("mib: 25}}", "mib: 35}}"))  # pipeline b's options change
+
+    proc = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert out.strip() == (f"error: {path} differs from the scenario {run} was run with: "
+                           "pipelines[1].options.mib: 25 -> 35; resume with the same scenario, or pass --force "
+                           "to run the remaining cells under the edited one (both are recorded)")
+    assert "preflight" not in out
+
+    proc = memharness("run", str(path), "--resume", str(run), "--force", "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [(c["id"], c["status"], c["scenario_rev"]) for c in manifest["cells"]] == [
+        ("a__50__r0", "done", 0), ("b__50__r0", "done", 1)]
+    revs = manifest["scenario_revisions"]
+    assert [(r["rev"], r["file"]) for r in revs] == [(0, "scenario.yaml"), (1, "scenario.r1.yaml")]
+    assert revs[0]["spec"]["pipelines"][1]["options"]["mib"] == 25
+    assert revs[1]["spec"]["pipelines"][1]["options"]["mib"] == 35
+    assert manifest["scenario_spec"] == revs[1]["spec"]
+    assert (run / "scenario.yaml").read_text() == original
+    assert (run / "scenario.r1.yaml").read_text() == path.read_text()
+
+
+# --- 5. broken manifests ----------------------------------------------------------------------------------
+
+BROKEN = {
+    "list": (b"[]", "expected a JSON object, got list"),
+    "no cells": (b'{"scenario": "broken"}', "no list of cells"),
+    "not json": (b"{not json", "not valid JSON (line 1 column 2: Expecting property name enclosed in double quotes)"),
+    "empty": (b"", "the file is empty"),
+    "binary": (bytes(range(256)) * 4, "not UTF-8 text (byte 128)"),
+}
+
+
+@pytest.mark.parametrize("content, why", BROKEN.values(), ids=list(BROKEN))
+def test_resume_of_a_broken_manifest(tmp_path, content, why):
+    path = write_scenario(tmp_path, "broken", OK_PIPELINE)
+    run = tmp_path / "results" / "broken" / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "manifest.json").write_bytes(content)
+    proc = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert out.strip() == f"error: {run / 'manifest.json'}: {why}; not a resumable memharness run"
+
+
+# --- 6. disk full -----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of a given size mounted under tmp_path (we run as root in CI); unmounted afterwards."""
+    mounts = []
+
+    def mount(size: str) -> Path:
+        where = tmp_path / f"disk{len(mounts)}"
+        where.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    with open(folder / "filler.bin", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * MiB)
+        except OSError:
+            pass
+
+
+def test_disk_full_during_a_run_is_recorded_and_resumable(tmp_path, small_disk):
+    disk = small_disk("24m")
+    flag, fill = tmp_path / "fill.flag", disk / "pipeline-output.bin"
+    flag.write_text("")
+    path = write_scenario(tmp_path, "full", f"""\
+        - {{name: a, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
+        - {{name: b, kind: callable, options: {{function: "workloads:pipeline_fills_disk", flag: "{flag}",
+            fill: "{fill}"}}}}
+        - {{name: c, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
+        """, extra="timeout: 60s\n")
+    path.write_text(path.read_text().replace(f"output: {tmp_path / 'results'}", f"output: {disk}"))
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 74, out
+    (run,) = (disk / "full").iterdir()
+    assert "Traceback" not in out, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("disk full writing ") and last.endswith(
+        f": free space and resume with: memharness run {path} --resume {run}"), out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [(c["id"], c["status"], c["cause"]) for c in manifest["cells"]] == [
+        ("a__50__r0", "done", None), ("b__50__r0", "interrupted", "disk_full"), ("c__50__r0", "pending", None)]
+    status, _ = cell(run, "b__50__r0")
+    assert (status["status"], status["cause"]) == ("interrupted", "disk_full")
+
+    fill.unlink()  # free space, and let the cell run normally this time
+    flag.unlink()
+    proc = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [c["status"] for c in manifest["cells"]] == ["done", "done", "done"]
+
+
+def test_preflight_on_a_full_disk_leaves_no_folder(tmp_path, small_disk):
+    disk = small_disk("2m")
+    _fill(disk)
+    path = write_scenario(tmp_path, "nospace", OK_PIPELINE)
+    path.write_text(path.read_text().replace(f"output: {tmp_path / 'results'}", f"output: {disk}"))
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "Traceback" not in out
+    assert out.strip().splitlines()[-1] == (f"  {path}:4: output folder {disk / 'nospace'} is not writable: cannot "
+                                            "write a 4.0 MiB test file: No space left on device")
+    assert sorted(p.name for p in disk.iterdir()) == ["filler.bin"]
+
+
+def test_preflight_estimates_the_corpus_cache(tmp_path, small_disk, monkeypatch):
+    disk = small_disk("16m")
+    monkeypatch.setenv("MEMHARNESS_CACHE", str(disk / "cache"))
+    path = write_scenario(tmp_path, "big", OK_PIPELINE,
+                          sizes="[100k]")
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out
+    line = out.strip().splitlines()[-1]
+    assert line.startswith(f"  {path}:3: not enough disk space at {disk / 'cache'}: "), out
+    assert "corpus cache 100k records ~" in line
+    assert not (disk / "cache" / "corpora").exists() or not any((disk / "cache" / "corpora").iterdir())
+    assert not (tmp_path / "results").exists()
+
+
+# --- 7. output folder not writable ------------------------------------------------------------------------
+
+def test_output_folder_blocked_by_a_file(tmp_path):
+    path = write_scenario(tmp_path, "blocked", OK_PIPELINE)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "blocked").write_text("not a folder")
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert out.strip().splitlines()[-2:] == [
+        "preflight failed, nothing was run:",
+        f"  {path}:4: output folder {tmp_path / 'results' / 'blocked'}: a file is in the way (not a folder)"]
+
+
+def test_output_folder_immutable(tmp_path):
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed")
+    folder = tmp_path / "results" / "frozen"
+    folder.mkdir(parents=True)
+    if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+        pytest.skip(f"this filesystem does not take the immutable attribute ({tmp_path})")
+    try:
+        path = write_scenario(tmp_path, "frozen", OK_PIPELINE)
+        proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        subprocess.run(["chattr", "-i", str(folder)], check=False)
+    assert proc.returncode == 2, out
+    assert out.strip().splitlines()[-2:] == [
+        "preflight failed, nothing was run:",
+        f"  {path}:4: output folder {folder} is not writable: cannot write a 4.0 MiB test file: "
+        "Operation not permitted"]
+    assert list(folder.iterdir()) == []
+
+
+# --- 8. os._exit, leftover processes ----------------------------------------------------------------------
+
+def test_os_exit_is_recorded_as_exit(tmp_path):
+    path = write_scenario(tmp_path, "exits",
+                          '- {name: a, kind: callable, options: {function: "workloads:pipeline_exits", code: 3}}\n')
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    status, _ = cell(run_dir_of(tmp_path, "exits"), "a__50__r0")
+    assert (status["status"], status["cause"], status["message"], status["exit_code"]) == (
+        "failed", "exit", "exited with code 3", 3)
+
+
+@pytest.mark.parametrize("policy", ["kill", "keep"])
+def test_detached_helper_left_behind(tmp_path, policy):
+    pidfile = tmp_path / "helper.pid"
+    path = write_scenario(tmp_path, "leaves", f"""\
+        - {{name: a, kind: callable, options: {{function: "workloads:pipeline_leaves_helper", pidfile: "{pidfile}"}}}}
+        """, extra="" if policy == "kill" else f"leftovers: {policy}\n")
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    helper = int(pidfile.read_text())
+    try:
+        assert proc.returncode == 0, out
+        status, _ = cell(run_dir_of(tmp_path, "leaves"), "a__50__r0")
+        assert status["status"] == "done"
+        (left,) = status["leftovers"]
+        assert left["pid"] == helper
+        assert 30 * MiB < left["rss"] < 200 * MiB
+        assert "time.sleep(600)" in left["cmdline"]
+        if policy == "kill":
+            assert left["killed"] is True
+            assert _gone(helper)
+            assert f"left 1 processes behind (pids {helper}, RSS " in out and "): killed" in out
+        else:
+            assert "killed" not in left
+            assert psutil.Process(helper).is_running()
+    finally:
+        try:
+            os.kill(helper, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
