@@ -417,7 +417,9 @@ def test_file_corpus_path_is_relative_to_the_scenario_folder(tmp_path):
 
     missing = dry_run("s.yaml")
     assert missing.returncode == 2, missing.stdout + missing.stderr
-    assert f"  corpus: corpus file not found: {sub / 'data' / 'missing.jsonl'}" in missing.stderr.splitlines()
+    # preflight names the scenario file and the line of the field, then the resolved absolute path
+    assert f"  ../scenarios/s.yaml:2: corpus: corpus file not found: {sub / 'data' / 'missing.jsonl'}" \
+        in missing.stderr.splitlines(), missing.stderr
     found = dry_run("found.yaml")
     assert found.returncode == 0, found.stdout + found.stderr
     assert "dry run: preflight passed, nothing was run" in found.stdout
