@@ -1,0 +1,202 @@
+"""Baseline shifts: a move of the memory a process holds before its wrapped calls, reported once.
+
+For each matched cell the checkpoints of `levels.py` common to every repeat of both sides are walked in
+time order. A step between two checkpoints (say `import faiss`, or `prepare`) is a source of a shift when
+its change passes the rule with the threshold taken against the level it leads to and the change exceeds
+the absolute floor. Sources are gathered up to the next wrapped function's entry and reported there:
+"+100 MiB held before `Indexer.index`, from imports (faiss +98 MiB, faiss-cpu 1.15.1 -> 1.13.2)". When no
+single step passes but the level at a wrapped function's entry does, the shift is reported with its
+largest steps as sources. Host RSS and torch's allocated GPU bytes are walked separately.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from memharness.compare.levels import CALL, IMPORTS, CellLevels, label, segment_label
+from memharness.compare.rule import UNCHANGED, Rule, decide
+
+MiB = float(1 << 20)
+HOST = "host"
+GPU = "gpu"
+
+
+@dataclass
+class ImportChange:
+    module: str
+    delta: float  # bytes, median CURRENT import cost - median BASE import cost (0 where not imported)
+    package_base: str | None
+    package_current: str | None
+
+    def text(self) -> str:
+        out = f"{self.module} {_mib(self.delta)}"
+        b, c = self.package_base, self.package_current
+        if b and c and b != c:
+            out += f": {b} -> {_version_only(b, c)}"
+        elif b != c:
+            out += f": {b or 'not imported'} -> {c or 'not imported'}"
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "delta": self.delta, "delta_mib": self.delta / MiB,
+                "package_base": self.package_base, "package_current": self.package_current}
+
+
+@dataclass
+class Source:
+    key: str  # checkpoint the step leads to
+    text: str  # what ran in that step
+    delta: float  # bytes, median CURRENT step - median BASE step
+    imports: list[ImportChange] = field(default_factory=list)  # for the imports step: the modules that moved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"step": self.key, "text": self.text, "delta": self.delta, "delta_mib": self.delta / MiB,
+                "imports": [x.to_dict() for x in self.imports]}
+
+
+@dataclass
+class Shift:
+    kind: str  # HOST or GPU
+    pipeline_base: str
+    pipeline_current: str
+    size: int
+    before: str  # checkpoint key where it is first held: "call:pkg.f" (or the last checkpoint)
+    delta: float  # bytes, median level change at `before`
+    level_base: float
+    level_current: float
+    sources: list[Source] = field(default_factory=list)
+    spread: bool = False  # no single step passed; sources are the largest steps
+
+    @property
+    def from_imports(self) -> bool:
+        return any(s.key == IMPORTS for s in self.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "pipeline_base": self.pipeline_base, "pipeline_current": self.pipeline_current,
+                "size": self.size, "before": self.before, "delta": self.delta, "delta_mib": self.delta / MiB,
+                "level_base": self.level_base, "level_current": self.level_current, "spread": self.spread,
+                "from_imports": self.from_imports, "sources": [s.to_dict() for s in self.sources],
+                "text": describe(self)}
+
+
+def _values(levels: list[CellLevels], key: str, kind: str) -> list[float]:
+    out = []
+    for lv in levels:
+        for cp in lv.checkpoints:
+            if cp.key == key:
+                v = cp.rss if kind == HOST else cp.gpu
+                if v is not None:
+                    out.append(float(v))
+                break
+    return out
+
+
+def _package(levels: list[CellLevels], module: str) -> str | None:
+    found = [lv.imports[module].package for lv in levels if module in lv.imports and lv.imports[module].package]
+    return " | ".join(dict.fromkeys(found)) or None  # type: ignore[arg-type]
+
+
+def import_changes(base: list[CellLevels], current: list[CellLevels], total: float) -> list[ImportChange]:
+    """Modules whose import cost moved, largest first: those that make up the imports step's change."""
+    modules = list(dict.fromkeys(m for lv in base + current for m in lv.imports))
+    out = []
+    for m in modules:
+        b = [lv.imports[m].delta if m in lv.imports else 0.0 for lv in base]
+        c = [lv.imports[m].delta if m in lv.imports else 0.0 for lv in current]
+        delta = float(statistics.median(c) - statistics.median(b))
+        if abs(delta) >= max(0.05 * abs(total), MiB):
+            out.append(ImportChange(m, delta, _package(base, m), _package(current, m)))
+    return sorted(out, key=lambda x: -abs(x.delta))[:4]
+
+
+def _common_keys(base: list[CellLevels], current: list[CellLevels], kind: str) -> list[str]:
+    everyone = base + current
+    if not everyone:
+        return []
+    order = [cp.key for cp in base[0].checkpoints]
+    keys = []
+    for key in order:
+        n_b, n_c = len(_values(base, key, kind)), len(_values(current, key, kind))
+        if n_b == len(base) and n_c == len(current):
+            keys.append(key)
+    return keys
+
+
+def _changed(old: list[float], new: list[float], rule: Rule, reference: float) -> bool:
+    d = decide(old, new, rule, reference=reference)
+    return d.verdict != UNCHANGED and abs(d.delta) > rule.min_bytes
+
+
+def _steps(levels: list[CellLevels], prev: str, key: str, kind: str) -> list[float]:
+    a, b = _values(levels, prev, kind), _values(levels, key, kind)
+    return [y - x for x, y in zip(a, b, strict=True)]
+
+
+def find_shifts(base: list[CellLevels], current: list[CellLevels], rule: Rule, kind: str,
+                pipeline_base: str, pipeline_current: str, size: int) -> list[Shift]:
+    keys = _common_keys(base, current, kind)
+    shifts: list[Shift] = []
+    pending: list[Source] = []
+    steps_since: list[Source] = []  # every step since the last report, for a shift spread over steps
+    reported_delta = 0.0
+
+    def med(vals: list[float]) -> float:
+        return float(statistics.median(vals))
+
+    for i, key in enumerate(keys):
+        lb, lc = _values(base, key, kind), _values(current, key, kind)
+        if i > 0:
+            prev = keys[i - 1]
+            sb, sc = _steps(base, prev, key, kind), _steps(current, prev, key, kind)
+            src = Source(key, segment_label(prev, key), med(sc) - med(sb))
+            if key == IMPORTS:
+                src.imports = import_changes(base, current, src.delta)
+            steps_since.append(src)
+            if _changed(sb, sc, rule, reference=med(lb)):
+                pending.append(src)
+        last = i == len(keys) - 1
+        if not (key.startswith(CALL) or last):
+            continue
+        delta = med(lc) - med(lb)
+        if not pending and _changed(lb, lc, rule, reference=med(lb)) and \
+                abs(delta - reported_delta) > max(rule.min_bytes, rule.threshold * med(lb)):
+            biggest = sorted(steps_since, key=lambda s: -abs(s.delta))[:3]
+            pending = [s for s in biggest if s.delta * delta > 0] or biggest
+            shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, med(lb), med(lc),
+                                pending, spread=True))
+        elif pending:
+            shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, med(lb), med(lc),
+                                pending))
+        else:
+            continue
+        reported_delta = delta
+        pending, steps_since = [], []
+    return shifts
+
+
+def _mib(v: float) -> str:
+    return f"{v / MiB:+.1f} MiB"
+
+
+def _source_text(sources: list[Source]) -> str:
+    parts = []
+    for s in sources:
+        detail = "; ".join(x.text() for x in s.imports) if s.imports else ""
+        parts.append(f"{s.text} ({_mib(s.delta)}{': ' + detail if detail else ''})")
+    return ", ".join(parts)
+
+
+def _version_only(base: str, current: str) -> str:
+    """'faiss-cpu 1.13.2' after 'faiss-cpu 1.15.1' reads as '1.13.2'."""
+    b_name, _, _ = base.partition(" ")
+    c_name, _, c_ver = current.partition(" ")
+    return c_ver if b_name == c_name and c_ver else current
+
+
+def describe(shift: Shift) -> str:
+    what = "held" if shift.kind == HOST else "torch-allocated on the GPU"
+    where = f"before {label(shift.before)}" if shift.before.startswith(CALL) else f"at {label(shift.before)}"
+    spread = "spread over steps, largest: " if shift.spread else ""
+    return f"{_mib(shift.delta)} {what} {where}, from {spread}{_source_text(shift.sources)}"
