@@ -318,7 +318,7 @@ def test_markdown_table_and_output_file(tmp_path, rng):
     assert code == 1
     assert md.startswith("## memharness compare: peak\n\n**REGRESSED**: 2 regressed, 0 improved, 2 unchanged")
     assert "| cell | function | old | new | delta | ratio | p | verdict |" in md
-    line = next(x for x in md.splitlines() if f"`{B}`" in x)
+    line = next(x for x in md.splitlines() if x.startswith("|") and f"`{B}`" in x)
     cells_ = [c.strip() for c in line.strip("|").split("|")]
     assert cells_[0] == "idx · 1k" and cells_[-1] == "**regressed**" and cells_[-2] == "0.00397"
     assert float(cells_[4]) == pytest.approx(100, abs=6)

@@ -6,7 +6,16 @@ import json
 from typing import Any
 
 from memharness.compare.engine import FAILED, INHERITED, METRICS, NA, OWN_METRICS, CellRef, MiB, Result, RowResult
-from memharness.compare.rule import IMPROVED, MIN_REPEATS_FOR_TEST, REGRESSED, TEST_FLOOR, UNCHANGED, Rule
+from memharness.compare.rule import (
+    IMPROVED,
+    MIN_REPEATS_FOR_TEST,
+    REGRESSED,
+    TEST_FLOOR,
+    TEST_SEPARATION,
+    UNCHANGED,
+    Decision,
+    Rule,
+)
 from memharness.compare.shifts import HOST, describe
 from memharness.report.aggregate import TREE
 from memharness.scenario.units import format_size
@@ -73,6 +82,12 @@ def _what(row: RowResult) -> str:
             "increment": "increment", "final": "final RSS"}.get(row.judged_on, row.judged_on)
 
 
+def _evidence(d: Decision) -> str:
+    if d.test == TEST_FLOOR or d.p_value is None:
+        return "few repeats: threshold and floor"
+    return f"p {d.p_value:.2g}" + (", no overlap" if d.test == TEST_SEPARATION else "")
+
+
 def verdict_lines(result: Result) -> list[str]:
     """The verdict in words: baseline shifts (once each), then each changed function and the tree."""
     lines: list[str] = []
@@ -89,7 +104,7 @@ def verdict_lines(result: Result) -> list[str]:
         lines.append(text)
     for r in changed:
         d = r.decision
-        p = f"p {d.p_value:.2g}" if d and d.p_value is not None and d.test != TEST_FLOOR else d.test if d else ""
+        p = _evidence(d) if d else ""
         callers = [x.target for x in result.rows if x.verdict == INHERITED and x.inherits_from == r.target
                    and (x.pipeline_current, x.size) == (r.pipeline_current, r.size)]
         text = f"`{r.target}` {_what(r)} {_amount(d.delta) if d else ''} ({p}): {r.verdict}"
@@ -101,7 +116,7 @@ def verdict_lines(result: Result) -> list[str]:
     for r in result.rows:
         if r.target == TREE and r.verdict in (REGRESSED, IMPROVED) and r.decision:
             d = r.decision
-            p = f"p {d.p_value:.2g}" if d.p_value is not None and d.test != TEST_FLOOR else d.test
+            p = _evidence(d)
             why = " (a shift of the whole process counts as a regression of the tree)" if \
                 result.shifts and r.verdict == REGRESSED and not changed else ""
             lines.append(f"process tree {_what(r)} {_amount(d.delta)} ({p}): {r.verdict}{why}")
