@@ -27,6 +27,7 @@ class Checkpoint:
     key: str  # "start", "imports", "phase:prepare", "call:pkg.mod.func"
     rss: float
     gpu: float | None = None
+    t_ns: int = 0  # when it was passed (0 for the import checkpoints, which come first)
 
 
 @dataclass
@@ -42,6 +43,8 @@ class CellLevels:
     imports: dict[str, ImportStep] = field(default_factory=dict)  # module -> its measured import
     descendants: dict[str, set[str]] = field(default_factory=dict)  # target -> wrapped targets it calls
     gpu_own: dict[str, float] = field(default_factory=dict)  # target -> max(peak allocated - allocated at entry)
+    # target -> (end time, RSS kept: exit - entry, GPU allocated kept) of its first call in the main process
+    kept: dict[str, tuple[int, float, float | None]] = field(default_factory=dict)
 
 
 def gpu_sum(gpu: dict[str, Any] | None, key: str) -> float | None:
@@ -80,7 +83,12 @@ def cell_levels(cell_dir: Path) -> CellLevels:
             continue
         seen.add(c.target)
         key = c.target if c.target.startswith(PHASE) else CALL + c.target
-        out.checkpoints.append(Checkpoint(key, float(c.rss_start), gpu_sum(c.gpu_start, "allocated")))
+        g0 = gpu_sum(c.gpu_start, "allocated")
+        out.checkpoints.append(Checkpoint(key, float(c.rss_start), g0, c.t_start_ns))
+        if c.complete and c.rss_end is not None and not c.target.startswith(PHASE):
+            g1 = gpu_sum(c.gpu_end, "allocated")
+            out.kept[c.target] = (int(c.t_end_ns or 0), float(c.rss_end - c.rss_start),
+                                  None if g0 is None or g1 is None else g1 - g0)
     by_id = {c.call_id: c for c in calls}
     for c in calls:
         if c.target.startswith(PHASE):
@@ -98,10 +106,18 @@ def cell_levels(cell_dir: Path) -> CellLevels:
     return out
 
 
+def short(target: str) -> str:
+    """`pkg.mod.Class.method` -> `Class.method`, `pkg.mod.func` -> `func` (names in verdict sentences)."""
+    parts = target.split(".")
+    if len(parts) >= 2 and parts[-2][:1].isupper():
+        return ".".join(parts[-2:])
+    return parts[-1]
+
+
 def label(key: str) -> str:
     """How a checkpoint reads in a sentence."""
     if key.startswith(CALL):
-        return f"`{key[len(CALL):]}`"
+        return f"`{short(key[len(CALL):])}`"
     if key == IMPORTS:
         return "the end of the measured imports"
     if key.startswith(PHASE):
@@ -120,7 +136,7 @@ def segment_label(prev: str, key: str) -> str:
     if key == "phase:run":
         return "prepare (model load, warm-up)"
     if prev.startswith(CALL):
-        return f"from the entry of {label(prev)} to the entry of {label(key)}"
+        return f"what ran from the entry of {label(prev)} to that of {label(key)}"
     if prev == "phase:run":
         return f"run, before {label(key)}"
-    return f"from {label(prev)} to {label(key)}"
+    return f"what ran from {label(prev)} to {label(key)}"

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from memharness.compare.engine import FAILED, INHERITED, METRICS, NA, OWN_METRICS, CellRef, MiB, Result, RowResult
+from memharness.compare.levels import short
 from memharness.compare.rule import (
     IMPROVED,
     MIN_REPEATS_FOR_TEST,
@@ -107,9 +108,9 @@ def verdict_lines(result: Result) -> list[str]:
         p = _evidence(d) if d else ""
         callers = [x.target for x in result.rows if x.verdict == INHERITED and x.inherits_from == r.target
                    and (x.pipeline_current, x.size) == (r.pipeline_current, r.size)]
-        text = f"`{r.target}` {_what(r)} {_amount(d.delta) if d else ''} ({p}): {r.verdict}"
+        text = f"`{short(r.target)}` {_what(r)} {_amount(d.delta) if d else ''} ({p}): {r.verdict}"
         if callers:
-            text += f"; its callers inherit it: {', '.join(f'`{c}`' for c in callers)}"
+            text += f"; its callers inherit it: {', '.join(f'`{short(c)}`' for c in callers)}"
         lines.append(text)
     if not result.shifts and not changed:
         lines.append(quiet)

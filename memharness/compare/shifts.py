@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from memharness.compare.levels import CALL, IMPORTS, CellLevels, label, segment_label
+from memharness.compare.levels import CALL, IMPORTS, CellLevels, label, segment_label, short
 from memharness.compare.rule import UNCHANGED, Rule, decide
 
 MiB = float(1 << 20)
@@ -50,10 +50,12 @@ class Source:
     text: str  # what ran in that step
     delta: float  # bytes, median CURRENT step - median BASE step
     imports: list[ImportChange] = field(default_factory=list)  # for the imports step: the modules that moved
+    kept_by: list[tuple[str, float]] = field(default_factory=list)  # (function returning in the step, kept delta)
 
     def to_dict(self) -> dict[str, Any]:
         return {"step": self.key, "text": self.text, "delta": self.delta, "delta_mib": self.delta / MiB,
-                "imports": [x.to_dict() for x in self.imports]}
+                "imports": [x.to_dict() for x in self.imports],
+                "kept_by": [{"target": t, "delta": d, "delta_mib": d / MiB} for t, d in self.kept_by]}
 
 
 @dataclass
@@ -124,6 +126,38 @@ def _common_keys(base: list[CellLevels], current: list[CellLevels], kind: str) -
     return keys
 
 
+def _t(levels: CellLevels, key: str) -> int | None:
+    return next((cp.t_ns for cp in levels.checkpoints if cp.key == key), None)
+
+
+def kept_changes(base: list[CellLevels], current: list[CellLevels], prev: str, key: str, kind: str,
+                 total: float) -> list[tuple[str, float]]:
+    """Functions whose first call returned between checkpoints PREV and KEY and kept more (or less) memory
+    at exit than in BASE: what a step between two wrapped calls is made of."""
+    def kept(levels: list[CellLevels], target: str) -> list[float]:
+        out = []
+        for lv in levels:
+            t0, t1, k = _t(lv, prev), _t(lv, key), lv.kept.get(target)
+            if t0 is None or t1 is None or k is None or not t0 <= k[0] <= t1:
+                continue
+            v = k[1] if kind == HOST else k[2]
+            if v is not None:
+                out.append(v)
+        return out
+
+    found = []
+    for target in dict.fromkeys(t for lv in base + current for t in lv.kept):
+        b, c = kept(base, target), kept(current, target)
+        if b and c:
+            delta = float(statistics.median(c) - statistics.median(b))
+            if delta * total > 0 and abs(delta) >= 0.25 * abs(total):
+                found.append((target, delta))
+    # a caller's kept memory includes its callees': name the innermost functions that moved
+    inner = [(t, d) for t, d in found
+             if not any(o in lv.descendants.get(t, ()) for o, _ in found if o != t for lv in base + current)]
+    return sorted(inner, key=lambda x: -abs(x[1]))[:3]
+
+
 def _changed(old: list[float], new: list[float], rule: Rule, reference: float) -> bool:
     d = decide(old, new, rule, reference=reference)
     return d.verdict != UNCHANGED and abs(d.delta) > rule.min_bytes
@@ -153,6 +187,8 @@ def find_shifts(base: list[CellLevels], current: list[CellLevels], rule: Rule, k
             src = Source(key, segment_label(prev, key), med(sc) - med(sb))
             if key == IMPORTS:
                 src.imports = import_changes(base, current, src.delta)
+            elif prev.startswith(CALL):
+                src.kept_by = kept_changes(base, current, prev, key, kind, src.delta)
             steps_since.append(src)
             if _changed(sb, sc, rule, reference=med(lb)):
                 pending.append(src)
@@ -166,9 +202,11 @@ def find_shifts(base: list[CellLevels], current: list[CellLevels], rule: Rule, k
             pending = [s for s in biggest if s.delta * delta > 0] or biggest
             shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, med(lb), med(lc),
                                 pending, spread=True))
-        elif pending:
+        elif pending and _changed(lb, lc, rule, reference=med(lb)):
             shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, med(lb), med(lc),
                                 pending))
+        elif pending:  # the steps cancelled out (memory held more earlier was released): no shift here
+            pass
         else:
             continue
         reported_delta = delta
@@ -183,6 +221,10 @@ def _mib(v: float) -> str:
 def _source_text(sources: list[Source]) -> str:
     parts = []
     for s in sources:
+        if s.kept_by:
+            kept = ", ".join(f"`{short(t)}` {_mib(d)}" for t, d in s.kept_by)
+            parts.append(f"memory kept at exit by {kept} ({s.text}: {_mib(s.delta)})")
+            continue
         detail = "; ".join(x.text() for x in s.imports) if s.imports else ""
         parts.append(f"{s.text} ({_mib(s.delta)}{': ' + detail if detail else ''})")
     return ", ".join(parts)
