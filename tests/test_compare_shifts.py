@@ -54,7 +54,7 @@ def test_model_moved_to_gpu_in_prepare_is_one_gpu_shift_not_an_encode_regression
     assert len(gpu) == 1 and gpu[0]["before"] == f"call:{ENCODE}"
     assert gpu[0]["delta_mib"] == 500
     assert [s["text"] for s in gpu[0]["sources"]] == ["prepare (model load, warm-up)"]
-    assert "torch-allocated on the GPU before `pkg.model.encode`, from prepare" in report["summary"][0]
+    assert "torch-allocated on the GPU before `encode`, from prepare" in report["summary"][0]
     assert [s for s in report["shifts"] if s["kind"] == "host"] == []
     # on the absolute GPU peak the same shift reads as a regression of encode
     _, peak = _compare(tmp_path, 0.0, 500.0, "--metric", "gpu_peak")
@@ -67,3 +67,27 @@ def test_encode_allocating_more_on_the_gpu_is_its_own_regression(tmp_path):
     assert code == 1 and rows[ENCODE]["verdict"] == "regressed"
     assert rows[ENCODE]["delta_mib"] == 300
     assert report["shifts"] == []
+
+
+def _kept_cells(pipeline: str, kept_mib: float) -> list[FakeCell]:
+    """`a` keeps `kept_mib` at exit (its own peak stays 200 MiB over entry); `b` starts on top of that."""
+    out = []
+    for r in range(3):
+        j = r * 0.5
+        a = FakeCall("pkg.a", 100.0 + j, 120.0 + kept_mib + j, 300.0 + j, 0.1, 0.4)
+        b = FakeCall("pkg.b", 120.0 + kept_mib + j, 120.0 + kept_mib + j, 300.0 + kept_mib + j, 0.5, 0.9)
+        out.append(FakeCell(pipeline, 100, repeat=r, calls=[a, b]))
+    return out
+
+
+def test_memory_kept_by_an_earlier_function_is_one_shift_named_after_it(tmp_path):
+    run = make_run(tmp_path, _kept_cells("a", 0.0) + _kept_cells("b", 150.0), run_id="kept")
+    res = CliRunner().invoke(app, ["compare", f"{run}:a", f"{run}:b", "--format", "json"])
+    report = json.loads(res.stdout)
+    rows = {r["target"]: r for r in report["rows"]}
+    assert rows["pkg.a"]["verdict"] == rows["pkg.b"]["verdict"] == "unchanged"
+    assert rows["(process tree)"]["verdict"] == "regressed" and res.exit_code == 1
+    [shift] = report["shifts"]
+    assert shift["before"] == "call:pkg.b" and shift["delta_mib"] == 150
+    assert shift["sources"][0]["kept_by"][0]["target"] == "pkg.a"
+    assert report["summary"][0].startswith("+150.0 MiB held before `b`, from memory kept at exit by `a` +150.0 MiB")
