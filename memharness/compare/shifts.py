@@ -65,7 +65,8 @@ class Shift:
     pipeline_current: str
     size: int
     before: str  # checkpoint key where it is first held: "call:pkg.f" (or the last checkpoint)
-    delta: float  # bytes, median level change at `before`
+    delta: float  # bytes, median level change at `before` (all shifts up to here)
+    change: float  # bytes, what this shift adds to the shifts reported before it in the same cell
     level_base: float
     level_current: float
     sources: list[Source] = field(default_factory=list)
@@ -78,6 +79,7 @@ class Shift:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "pipeline_base": self.pipeline_base, "pipeline_current": self.pipeline_current,
                 "size": self.size, "before": self.before, "delta": self.delta, "delta_mib": self.delta / MiB,
+                "change": self.change, "change_mib": self.change / MiB,
                 "level_base": self.level_base, "level_current": self.level_current, "spread": self.spread,
                 "from_imports": self.from_imports, "sources": [s.to_dict() for s in self.sources],
                 "text": describe(self)}
@@ -175,6 +177,7 @@ def find_shifts(base: list[CellLevels], current: list[CellLevels], rule: Rule, k
     pending: list[Source] = []
     steps_since: list[Source] = []  # every step since the last report, for a shift spread over steps
     reported_delta = 0.0
+    significant: list[Source] = []
 
     def med(vals: list[float]) -> float:
         return float(statistics.median(vals))
@@ -192,23 +195,23 @@ def find_shifts(base: list[CellLevels], current: list[CellLevels], rule: Rule, k
             steps_since.append(src)
             if _changed(sb, sc, rule, reference=med(lb)):
                 pending.append(src)
+                significant.append(src)
         last = i == len(keys) - 1
         if not (key.startswith(CALL) or last):
             continue
         delta = med(lc) - med(lb)
-        if not pending and _changed(lb, lc, rule, reference=med(lb)) and \
-                abs(delta - reported_delta) > max(rule.min_bytes, rule.threshold * med(lb)):
-            biggest = sorted(steps_since, key=lambda s: -abs(s.delta))[:3]
-            pending = [s for s in biggest if s.delta * delta > 0] or biggest
-            shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, med(lb), med(lc),
-                                pending, spread=True))
-        elif pending and _changed(lb, lc, rule, reference=med(lb)):
-            shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, med(lb), med(lc),
-                                pending))
-        elif pending:  # the steps cancelled out (memory held more earlier was released): no shift here
-            pass
-        else:
+        level_moved = _changed(lb, lc, rule, reference=med(lb))
+        news = abs(delta - reported_delta) > max(rule.min_bytes, rule.threshold * med(lb))
+        if not (level_moved and news):
+            if pending:  # the steps cancelled out (memory held more earlier was released): no shift here
+                pending, steps_since = [], []
+                reported_delta = delta
             continue
+        if not pending:
+            biggest = sorted(steps_since, key=lambda s: -abs(s.delta))[:3]
+            pending = [s for s in biggest if s.delta * (delta - reported_delta) > 0] or biggest
+        shifts.append(Shift(kind, pipeline_base, pipeline_current, size, key, delta, delta - reported_delta,
+                            med(lb), med(lc), pending, spread=not any(p in pending for p in significant)))
         reported_delta = delta
         pending, steps_since = [], []
     return shifts
@@ -241,4 +244,5 @@ def describe(shift: Shift) -> str:
     what = "held" if shift.kind == HOST else "torch-allocated on the GPU"
     where = f"before {label(shift.before)}" if shift.before.startswith(CALL) else f"at {label(shift.before)}"
     spread = "spread over steps, largest: " if shift.spread else ""
-    return f"{_mib(shift.delta)} {what} {where}, from {spread}{_source_text(shift.sources)}"
+    total = f" ({_mib(shift.delta)} in all)" if abs(shift.delta - shift.change) >= MiB else ""
+    return f"{_mib(shift.change)} {what} {where}{total}, from {spread}{_source_text(shift.sources)}"

@@ -61,14 +61,20 @@ def module_for(dist_name: str) -> tuple[str, str] | None:
     return (pick, dist.version) if pick else None
 
 
+# Runtime libraries a GPU build of a package requires (torch's CUDA wheels): left out of the count that
+# orders imports, so a package is imported at the same place whichever build of it is installed.
+ACCELERATOR_LIBS = re.compile(r"^(nvidia_|cuda_|triton|pytorch_triton|rocm|intel_)")
+
+
 def _requires(dist_name: str) -> tuple[set[str], int]:
-    """(normalised names of the distribution's requirements, how many there are), extras left out."""
+    """(normalised names of the distribution's requirements, how many there are but accelerator runtimes),
+    extras left out."""
     try:
         reqs = md.requires(dist_name) or []
     except md.PackageNotFoundError:
         return set(), 0
     names = {_norm(re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0]) for r in reqs if "extra ==" not in r}
-    return names, len(names)
+    return names, sum(1 for n in names if not ACCELERATOR_LIBS.match(n))
 
 
 def ordered_distributions(names: list[str]) -> list[str]:
