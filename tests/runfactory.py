@@ -29,6 +29,7 @@ class FakeCall:
     t1: float
     children: list[FakeCall] = field(default_factory=list)
     gpu: dict[str, Any] | None = None  # {"0": {"allocated":..., "peak_allocated":...}} at the end
+    gpu_start: dict[str, Any] | None = None  # {"0": {"allocated":...}} at entry
 
 
 @dataclass
@@ -60,7 +61,8 @@ def _write_calls(path: Path, calls: list[FakeCall], pid: int, t0_ns: int) -> Non
         cid = f"{pid}:{counter[0]}"
         lines.append({"ev": "B", "id": cid, "parent": parent, "depth": depth, "target": call.target, "pid": pid,
                       "tid": 1, "thread": "MainThread", "t": t0_ns + int(call.t0 * 1e9),
-                      "rss": int(call.start_mib * MiB), "children_rss": 0})
+                      "rss": int(call.start_mib * MiB), "children_rss": 0,
+                      **({"gpu": call.gpu_start} if call.gpu_start is not None else {})})
         for child in call.children:
             emit(child, cid, depth + 1)
         lines.append({"ev": "E", "id": cid, "t": t0_ns + int(call.t1 * 1e9), "rss": int(call.end_mib * MiB),

@@ -143,7 +143,8 @@ def test_100mib_in_one_function_flags_that_function_and_the_tree(tmp_path, rng):
     assert rows[B]["delta_mib"] == pytest.approx(100, abs=6)
     assert rows[B]["p_value"] == pytest.approx(1 / 252)
     assert rows[B]["repeats_base"] == rows[B]["repeats_current"] == 5
-    assert report["counts"] == {"regressed": 2, "improved": 0, "unchanged": 2, "n/a": 0, "failed": 0}
+    assert report["counts"] == {"regressed": 2, "improved": 0, "unchanged": 2, "n/a": 0, "failed": 0,
+                                "inherited": 0}
 
 
 def test_five_repeats_of_the_same_pipeline_flag_nothing(tmp_path, rng):
@@ -313,11 +314,11 @@ def test_json_output_is_complete(tmp_path, rng):
 def test_markdown_table_and_output_file(tmp_path, rng):
     base = make_run(tmp_path, cells("idx", 5, rng), run_id="base")
     cur = make_run(tmp_path, cells("idx", 5, rng, b_extra=100.0), run_id="cur")
-    code, md, _ = run_cli("compare", base, cur, "-o", tmp_path / "summary.md")
+    code, md, _ = run_cli("compare", base, cur, "--metric", "peak", "-o", tmp_path / "summary.md")
     assert code == 1
     assert md.startswith("## memharness compare: peak\n\n**REGRESSED**: 2 regressed, 0 improved, 2 unchanged")
     assert "| cell | function | old | new | delta | ratio | p | verdict |" in md
-    line = next(x for x in md.splitlines() if f"`{B}`" in x)
+    line = next(x for x in md.splitlines() if x.startswith("|") and f"`{B}`" in x)
     cells_ = [c.strip() for c in line.strip("|").split("|")]
     assert cells_[0] == "idx · 1k" and cells_[-1] == "**regressed**" and cells_[-2] == "0.00397"
     assert float(cells_[4]) == pytest.approx(100, abs=6)

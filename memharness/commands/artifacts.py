@@ -40,7 +40,10 @@ def diff(
         help="fnmatch pattern of artifacts (`sample.*.pt`) or JSON keys (`plan.json:config.bsize`) to skip; repeatable",
     ),
     no_default_ignores: bool = typer.Option(
-        False, "--no-default-ignores", help="also compare ColBERT's location/timestamp config keys (root, name, ...)"
+        False,
+        "--no-default-ignores",
+        help="also compare ColBERT's location/timestamp config keys and the index name memharness gives "
+        "(root, name, index_name, ...)",
     ),
 ) -> None:
     from memharness.drift.artifacts import DEFAULT_IGNORES, ArtifactError, diff_dirs

@@ -11,7 +11,8 @@ RUNS_HELP = "two run folders (or RUN_DIR:variant); only CURRENT with --baseline"
 BASELINE_HELP = "compare CURRENT against the baseline recorded for its scenario"
 BASELINE_NAME_HELP = "baseline name to use instead of CURRENT's scenario"
 MIN_MIB_HELP = "absolute floor in MiB, used with fewer than 3 repeats (see docs/compare.md)"
-METRIC_HELP = "peak | increment | final | peak_over_start | gpu_peak"
+METRIC_HELP = ("own (default: each function on its peak over entry, the process tree on its peak) | peak | "
+               "increment | final | peak_over_start | gpu_own | gpu_peak")
 
 
 def parse_threshold(text: str) -> float:
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
         store: Path = typer.Option(Path(".memharness/baselines.json"), "--store", help="baseline store file"),
         threshold: str = typer.Option("10%", "--threshold", help=THRESHOLD_HELP),
         min_mib: float = typer.Option(64.0, "--min-mib", help=MIN_MIB_HELP),
-        metric: str = typer.Option("peak", "--metric", help=METRIC_HELP),
+        metric: str = typer.Option("own", "--metric", help=METRIC_HELP),
         fmt: str = typer.Option("md", "--format", help="md | json"),
         alpha: float = typer.Option(0.05, "--alpha", help="significance level of the Mann-Whitney U test"),
         output: Path = typer.Option(None, "--output", "-o", help="also write the report to this file"),

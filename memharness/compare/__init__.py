@@ -9,17 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from memharness.compare.baselines import DEFAULT_STORE, get_baseline
-from memharness.compare.engine import METRICS, Result
+from memharness.compare.engine import DEFAULT_METRIC, METRICS, Result
 from memharness.compare.engine import compare as compare_sides
 from memharness.compare.rule import Rule
 from memharness.compare.sides import CompareError, load_side, split_spec
 from memharness.report.aggregate import load_manifest
 from memharness.results.manifest import BrokenRunError
 
-__all__ = ["METRICS", "CompareError", "Result", "Rule", "baseline_spec_for", "compare"]
+__all__ = ["DEFAULT_METRIC", "METRICS", "CompareError", "Result", "Rule", "baseline_spec_for", "compare"]
 
 
-def compare(base_spec: str, current_spec: str, metric: str = "peak", rule: Rule | None = None) -> Result:
+def compare(base_spec: str, current_spec: str, metric: str = DEFAULT_METRIC, rule: Rule | None = None) -> Result:
     """Compare CURRENT against BASE; each is `RUN_DIR` or `RUN_DIR:variant`."""
     return compare_sides(load_side(base_spec), load_side(current_spec), metric, rule)
 

@@ -11,12 +11,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memharness.compare.envdiff import EnvDiff, diff
+from memharness.compare.levels import CellLevels, cell_levels
 from memharness.compare.rule import IMPROVED, REGRESSED, UNCHANGED, Decision, Rule, decide
+from memharness.compare.shifts import GPU, HOST, Shift, find_shifts
 from memharness.compare.sides import CompareError, Side
 from memharness.report.aggregate import TREE, Row
 
-METRICS = ("peak", "increment", "final", "peak_over_start", "gpu_peak")
+METRICS = ("own", "peak", "increment", "final", "peak_over_start", "gpu_own", "gpu_peak")
+DEFAULT_METRIC = "own"
+# `own` judges each function on its own part (peak over its entry RSS) and the process tree on its peak;
+# `gpu_own` the same with torch's allocated bytes (peak allocated over allocated at entry).
+OWN_METRICS = {"own": ("peak_over_start", "peak"), "gpu_own": ("gpu_own", "gpu_peak")}
 NA = "n/a"  # the metric is missing on one side of a matched row
+INHERITED = "inherited"  # changed only because a wrapped function it calls changed; not counted
 FAILED = "failed"  # every repeat of a cell failed in CURRENT where BASE had it done; counts as a regression
 MiB = float(1 << 20)
 
@@ -31,12 +38,19 @@ class RowResult:
     decision: Decision | None
     values_base: list[float]
     values_current: list[float]
+    judged_on: str = ""  # the figure the verdict rests on (own: peak_over_start; tree: peak)
+    entry_base: float | None = None  # median RSS at the first call's entry (what the function inherited)
+    entry_current: float | None = None
+    inherits_from: str | None = None  # verdict INHERITED: the called function whose change this is
+    inherited_direction: str | None = None  # REGRESSED or IMPROVED, the callee's verdict
 
     def to_dict(self) -> dict[str, Any]:
         d = self.decision
         return {
             "pipeline_base": self.pipeline_base, "pipeline_current": self.pipeline_current, "size": self.size,
-            "target": self.target, "verdict": self.verdict,
+            "target": self.target, "verdict": self.verdict, "judged_on": self.judged_on,
+            "entry_base": self.entry_base, "entry_current": self.entry_current,
+            "inherits_from": self.inherits_from, "inherited_direction": self.inherited_direction,
             "old": d.old if d else None, "new": d.new if d else None, "delta": d.delta if d else None,
             "delta_mib": d.delta / MiB if d else None, "ratio": d.ratio if d else None,
             "test": d.test if d else None, "p_value": d.p_value if d else None,
@@ -71,11 +85,13 @@ class Result:
     # every repeat failed in CURRENT where BASE had the cell done: counted as a regression
     failed_cells: list[CellRef] = field(default_factory=list)
     partial_failures: list[tuple[str, CellRef]] = field(default_factory=list)  # ("base"|"current", cell)
+    shifts: list[Shift] = field(default_factory=list)  # moves of the inherited level, each reported once
 
     @property
     def counts(self) -> dict[str, int]:
         c = Counter(r.verdict for r in self.rows)
         out = {k: c.get(k, 0) for k in (REGRESSED, IMPROVED, UNCHANGED, NA)}
+        out[INHERITED] = c.get(INHERITED, 0)
         out[FAILED] = len(self.failed_cells)
         return out
 
@@ -118,7 +134,41 @@ def _row_sort_key(target: str) -> tuple[int, str]:
     return (0 if target == TREE else 1, target)
 
 
-def compare(base: Side, current: Side, metric: str = "peak", rule: Rule | None = None) -> Result:
+def judged_metric(metric: str, target: str) -> str:
+    """The figure a row is judged on: `own` is peak over entry for functions and peak for the tree."""
+    if metric in OWN_METRICS:
+        own, tree = OWN_METRICS[metric]
+        return tree if target == TREE else own
+    return metric
+
+
+def _levels(side: Side, cells: list[dict[str, Any]]) -> list[CellLevels]:
+    return [cell_levels(side.run_dir / c.get("dir", f"cells/{c.get('id')}")) for c in cells]
+
+
+def _gpu_own(levels: list[CellLevels], target: str) -> list[float]:
+    return [lv.gpu_own[target] for lv in levels if target in lv.gpu_own]
+
+
+def _mark_inherited(rows: list[RowResult], descendants: dict[str, set[str]], rule: Rule) -> None:
+    """A caller whose change a changed callee explains is marked INHERITED, not counted itself."""
+    changed = {r.target: r for r in rows if r.verdict in (REGRESSED, IMPROVED) and r.decision}
+    for r in rows:
+        if r.target == TREE or r.target not in changed or r.decision is None:
+            continue
+        own = r.decision
+        for callee in sorted(descendants.get(r.target, ()), key=lambda t: -abs(changed[t].decision.delta)
+                             if t in changed and changed[t].decision else 0):
+            c = changed.get(callee)
+            if c is None or c.verdict != r.verdict or c.decision is None:
+                continue
+            rest = own.delta - c.decision.delta
+            if abs(rest) <= max(rule.threshold * abs(own.old), rule.min_bytes):
+                r.inherited_direction, r.verdict, r.inherits_from = r.verdict, INHERITED, callee
+                break
+
+
+def compare(base: Side, current: Side, metric: str = DEFAULT_METRIC, rule: Rule | None = None) -> Result:
     if metric not in METRICS:
         raise CompareError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     rule = rule or Rule()
@@ -159,6 +209,14 @@ def compare(base: Side, current: Side, metric: str = "peak", rule: Rule | None =
         brow, crow = b_rows.get((pipe, size), {}), c_rows.get((cpipe, size), {})
         if not (b_done and c_done):
             continue
+        b_levels, c_levels = _levels(base, b_done), _levels(current, c_done)
+        descendants: dict[str, set[str]] = {}
+        for lv in b_levels + c_levels:
+            for t, ds in lv.descendants.items():
+                descendants.setdefault(t, set()).update(ds)
+        cell_rows: list[RowResult] = []
+        for kind in (HOST, GPU):
+            result.shifts += find_shifts(b_levels, c_levels, rule, kind, pipe, cpipe, size)
         for target in sorted(set(brow) | set(crow), key=_row_sort_key):
             if target not in crow:
                 result.only_base_functions.append((pipe, size, target))
@@ -166,13 +224,22 @@ def compare(base: Side, current: Side, metric: str = "peak", rule: Rule | None =
             if target not in brow:
                 result.only_current_functions.append((cpipe, size, target))
                 continue
-            bs, cs = brow[target].metrics.get(metric), crow[target].metrics.get(metric)
-            bv, cv = (bs.values if bs else []), (cs.values if cs else [])
+            judged = judged_metric(metric, target)
+            if judged == "gpu_own":
+                bv, cv = _gpu_own(b_levels, target), _gpu_own(c_levels, target)
+            else:
+                bs, cs = brow[target].metrics.get(judged), crow[target].metrics.get(judged)
+                bv, cv = (bs.values if bs else []), (cs.values if cs else [])
+            entry_key = "gpu_start" if judged.startswith("gpu") else "start"
+            eb, ec = brow[target].metrics.get(entry_key), crow[target].metrics.get(entry_key)
+            entries = (eb.median if eb else None, ec.median if ec else None)
             if not bv or not cv:
-                result.rows.append(RowResult(pipe, cpipe, size, target, NA, None, bv, cv))
+                cell_rows.append(RowResult(pipe, cpipe, size, target, NA, None, bv, cv, judged, *entries))
                 continue
             d = decide(bv, cv, rule)
-            result.rows.append(RowResult(pipe, cpipe, size, target, d.verdict, d, bv, cv))
+            cell_rows.append(RowResult(pipe, cpipe, size, target, d.verdict, d, bv, cv, judged, *entries))
+        _mark_inherited(cell_rows, descendants, rule)
+        result.rows += cell_rows
 
     if not result.rows and not result.failed_cells:
         raise CompareError(
@@ -181,5 +248,5 @@ def compare(base: Side, current: Side, metric: str = "peak", rule: Rule | None =
             f"CURRENT pipelines: {', '.join(current.pipelines) or 'none'})"
         )
     if result.rows and all(r.verdict == NA for r in result.rows) and not result.failed_cells:
-        raise CompareError(f"metric {metric!r} is not recorded in these runs (gpu_peak needs a CUDA run)")
+        raise CompareError(f"metric {metric!r} is not recorded in these runs (GPU metrics need a CUDA run)")
     return result

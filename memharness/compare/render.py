@@ -5,8 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from memharness.compare.engine import FAILED, METRICS, NA, CellRef, MiB, Result, RowResult
-from memharness.compare.rule import IMPROVED, MIN_REPEATS_FOR_TEST, REGRESSED, TEST_FLOOR, UNCHANGED, Rule
+from memharness.compare.engine import FAILED, INHERITED, METRICS, NA, OWN_METRICS, CellRef, MiB, Result, RowResult
+from memharness.compare.levels import short
+from memharness.compare.rule import (
+    IMPROVED,
+    MIN_REPEATS_FOR_TEST,
+    REGRESSED,
+    TEST_FLOOR,
+    TEST_SEPARATION,
+    UNCHANGED,
+    Decision,
+    Rule,
+)
+from memharness.compare.shifts import HOST, describe
+from memharness.report.aggregate import TREE
 from memharness.scenario.units import format_size
 
 JSON_FORMAT = "memharness-compare"
@@ -54,8 +66,62 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _verdict_md(v: str) -> str:
+def _verdict_md(v: str, row: RowResult | None = None) -> str:
+    if v == INHERITED and row is not None:
+        return f"inherits `{row.inherits_from}` ({row.inherited_direction})"
     return {REGRESSED: "**regressed**", IMPROVED: "improved", UNCHANGED: "unchanged", NA: "n/a"}.get(v, v)
+
+
+def _amount(delta: float) -> str:
+    sign = "+" if delta >= 0 else "-"
+    v = abs(delta)
+    return f"{sign}{v / 2**30:.2f} GiB" if v >= 2**30 else f"{sign}{v / MiB:.1f} MiB"
+
+
+def _what(row: RowResult) -> str:
+    return {"peak_over_start": "own peak", "gpu_own": "own GPU peak", "peak": "peak", "gpu_peak": "GPU peak",
+            "increment": "increment", "final": "final RSS"}.get(row.judged_on, row.judged_on)
+
+
+def _evidence(d: Decision) -> str:
+    if d.test == TEST_FLOOR or d.p_value is None:
+        return "few repeats: threshold and floor"
+    return f"p {d.p_value:.2g}" + (", no overlap" if d.test == TEST_SEPARATION else "")
+
+
+def verdict_lines(result: Result) -> list[str]:
+    """The verdict in words: baseline shifts (once each), then each changed function and the tree."""
+    lines: list[str] = []
+    functions = [r for r in result.rows if r.target != TREE]
+    changed = [r for r in functions if r.verdict in (REGRESSED, IMPROVED)]
+    quiet = "no function's own peak changed" if result.metric in OWN_METRICS else \
+        f"no function's {result.metric} changed"
+    for i, shift in enumerate(result.shifts):
+        cell = "" if len({(s.pipeline_current, s.size) for s in result.shifts}) < 2 else \
+            f" [{shift.pipeline_current} · {_size(shift.size)}]"
+        text = describe(shift) + cell
+        if i == 0 and not changed and shift.kind == HOST:
+            text += f"; {quiet}"
+        lines.append(text)
+    for r in changed:
+        d = r.decision
+        p = _evidence(d) if d else ""
+        callers = [x.target for x in result.rows if x.verdict == INHERITED and x.inherits_from == r.target
+                   and (x.pipeline_current, x.size) == (r.pipeline_current, r.size)]
+        text = f"`{short(r.target)}` {_what(r)} {_amount(d.delta) if d else ''} ({p}): {r.verdict}"
+        if callers:
+            text += f"; its callers inherit it: {', '.join(f'`{short(c)}`' for c in callers)}"
+        lines.append(text)
+    if not result.shifts and not changed:
+        lines.append(quiet)
+    for r in result.rows:
+        if r.target == TREE and r.verdict in (REGRESSED, IMPROVED) and r.decision:
+            d = r.decision
+            p = _evidence(d)
+            why = " (a shift of the whole process counts as a regression of the tree)" if \
+                result.shifts and r.verdict == REGRESSED and not changed else ""
+            lines.append(f"process tree {_what(r)} {_amount(d.delta)} ({p}): {r.verdict}{why}")
+    return lines
 
 
 def _side_repeats(result: Result, which: str) -> str:
@@ -69,14 +135,19 @@ def _side_repeats(result: Result, which: str) -> str:
 def to_markdown(result: Result) -> str:
     b, c = result.base, result.current
     counts = result.counts
-    lines = [f"## memharness compare: {result.metric}", ""]
+    judged = {"own": "own (functions: peak over entry; process tree: peak)",
+              "gpu_own": "gpu_own (functions: GPU peak over entry; process tree: GPU peak)"}
+    lines = [f"## memharness compare: {judged.get(result.metric, result.metric)}", ""]
     headline = "REGRESSED" if result.regressed else "OK"
     summary = ", ".join(f"{counts[k]} {k}" for k in (REGRESSED, IMPROVED, UNCHANGED) if k in counts)
     if counts[FAILED]:
         summary += f", {counts[FAILED]} cell(s) failed in CURRENT"
     if counts[NA]:
         summary += f", {counts[NA]} without {result.metric}"
+    if counts[INHERITED]:
+        summary += f", {counts[INHERITED]} inheriting a called function's change"
     lines += [f"**{headline}**: {summary}.", ""]
+    lines += [f"- {x}" for x in verdict_lines(result)] + [""]
     lines += ["| | BASE | CURRENT |", "| --- | --- | --- |",
               f"| run | `{b.run_dir}` | `{c.run_dir}` |",
               f"| scenario | {b.scenario} | {c.scenario} |",
@@ -102,8 +173,15 @@ def to_markdown(result: Result) -> str:
         ratio = f"{d.ratio:.3f}" if d and d.ratio is not None else "–"
         old, new, delta = (d.old, d.new, d.delta) if d else (None, None, None)
         lines.append(f"| {_cell(r)} | `{r.target}` | {_mib(old)} | {_mib(new)} | {_mib(delta, signed=True)} "
-                     f"| {ratio} | {_p(r)} | {_verdict_md(r.verdict)} |")
+                     f"| {ratio} | {_p(r)} | {_verdict_md(r.verdict, r)} |")
     lines.append("")
+    entries = [r for r in result.rows if r.target != TREE and r.entry_base is not None and r.entry_current is not None]
+    if result.metric in OWN_METRICS and entries:
+        lines += ["### Inherited: memory held at each function's entry (MiB, median; not judged)", "",
+                  "| cell | function | old | new | delta |", "| --- | --- | ---: | ---: | ---: |"]
+        lines += [f"| {_cell(r)} | `{r.target}` | {_mib(r.entry_base)} | {_mib(r.entry_current)} "
+                  f"| {_mib(r.entry_current - r.entry_base, signed=True)} |" for r in entries]  # type: ignore[operator]
+        lines.append("")
 
     if result.failed_cells:
         lines += ["### Cells failed in CURRENT (done in BASE): counted as regressions", ""]
@@ -144,6 +222,8 @@ def to_dict(result: Result) -> dict[str, Any]:
         "base": result.base.describe(),
         "current": result.current.describe(),
         "env": result.env.to_dict(),
+        "summary": verdict_lines(result),
+        "shifts": [x.to_dict() for x in result.shifts],
         "rows": [r.to_dict() for r in result.rows],
         "failed_cells": [x.to_dict() for x in result.failed_cells],
         "partial_failures": [{"side": tag, **x.to_dict()} for tag, x in result.partial_failures],

@@ -60,15 +60,20 @@ def _mwu_p(old: list[float], new: list[float], alternative: str) -> float:
     return float(mannwhitneyu(new, old, alternative=alternative).pvalue)
 
 
-def decide(old: list[float], new: list[float], rule: Rule) -> Decision:
-    """Verdict for one row from the per-repeat values of both sides (bytes)."""
+def decide(old: list[float], new: list[float], rule: Rule, reference: float | None = None) -> Decision:
+    """Verdict for one row from the per-repeat values of both sides (bytes).
+
+    REFERENCE, when given, is what the relative threshold is a fraction of instead of the BASE median
+    (a step between two levels is judged against the level, not against the step).
+    """
     if not old or not new:
         raise ValueError("decide() needs at least one value on each side")
     med_old = float(statistics.median(old))
     med_new = float(statistics.median(new))
     delta = med_new - med_old
     ratio = med_new / med_old if med_old != 0 else None
-    exceeds = delta != 0 and abs(delta) > rule.threshold * abs(med_old)
+    scale = abs(med_old) if reference is None else abs(reference)
+    exceeds = delta != 0 and abs(delta) > rule.threshold * scale
     up = delta > 0
     alternative = "greater" if up else "less"
 

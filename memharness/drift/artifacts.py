@@ -22,13 +22,16 @@ CHUNK = 1 << 22  # elements compared at a time
 
 # ColBERT's plan.json / metadata.json carry its RunConfig, whose location and timestamp fields always differ
 # between two runs (absolute folders, a timestamped run name). They say where an index was written, not
-# what it holds, so they are left out unless --no-default-ignores is given.
+# what it holds, so they are left out unless --no-default-ignores is given. `config.index_name` is a name
+# memharness itself gives the index (the pipeline variant's name), so two variants of one scenario differ in
+# it by construction.
 DEFAULT_IGNORES: tuple[str, ...] = (
     "*.json:config.root",
     "*.json:config.experiment",
     "*.json:config.name",
     "*.json:config.index_root",
     "*.json:config.index_path",
+    "*.json:config.index_name",
 )
 
 

@@ -35,6 +35,10 @@ class Pipeline:
     default_targets: ClassVar[list[str]] = []
     packages: ClassVar[list[str]] = []
 
+    def import_modules(self, options: dict[str, Any]) -> list[str]:
+        """Modules the cell imports (and measures, `imports.json`) after `packages`, before the session."""
+        return []
+
     def validate_options(self, options: dict[str, Any]) -> list[str]:
         """Return error messages for options this kind does not understand (empty when fine)."""
         return []

@@ -49,6 +49,15 @@ class CallablePipeline(Pipeline):
             return ["callable pipelines need options.function (package.module:function)"]
         return []
 
+    def import_modules(self, options: dict[str, Any]) -> list[str]:
+        """The callable's module, after the modules its top level imports (each measured on its own)."""
+        from memharness.runner.imports import module_imports
+
+        module_name = str(options.get("function", "")).partition(":")[0]
+        if not module_name:
+            return []
+        return [*module_imports(module_name), module_name]
+
     def run(self, ctx: CellContext) -> None:
         options = {k: v for k, v in ctx.options.items() if k != "function"}
         load_function(ctx.options["function"])(ctx.ids, ctx.texts, options, ctx.workdir)

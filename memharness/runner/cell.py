@@ -39,6 +39,21 @@ def _probe(device: str):
     return make_probe()
 
 
+def _measure_imports(cell_dir: Path, spec: dict) -> None:
+    """`imports.json`: RSS before/after importing each package the pipeline uses (before the session)."""
+    from memharness.pipelines import registry
+    from memharness.runner.imports import measure, steps_for
+
+    try:
+        pipeline = registry.get(spec["kind"])
+        options = dict(spec.get("options", {}))
+        steps = steps_for(list(pipeline.packages), pipeline.import_modules(options))
+    except Exception as exc:  # noqa: BLE001 - never fails the cell; the pipeline reports the real error
+        write_json(cell_dir / "imports.json", {"error": f"{type(exc).__name__}: {exc}"[:500]})
+        return
+    write_json(cell_dir / "imports.json", measure(steps))
+
+
 def run_cell(cell_dir: Path) -> int:
     spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
     for path in spec.get("sys_path", []):
@@ -50,6 +65,7 @@ def run_cell(cell_dir: Path) -> int:
 
     workdir = cell_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
+    _measure_imports(cell_dir, spec)
     session = Session(cell_dir, spec["targets"], optional_targets=spec["default_targets"],
                       sample_interval=None, probe=_probe(spec["device"]))
     line_profiles = None
