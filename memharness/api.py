@@ -233,6 +233,30 @@ class Profile:
             with _lock:
                 _current = None
 
+    def wait_for_sample(self, timeout: float = 60.0) -> None:
+        """Block until the timeline sampler has recorded the process tree after this call, so a state held
+        now (a child's allocation, say) is on the timeline; a test's event to wait on instead of a sleep."""
+        import numpy as np
+
+        from memharness.core.records import KIND_TREE_RSS, TIMELINE_ROW_BYTES, timeline_dtype
+
+        if self.status != "running" or self.sample_interval is None:
+            raise ProfileError("wait_for_sample() needs a running block with a sampler")
+        since = now_ns()
+        path = self.cell_dir / "timeline.bin"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            size = path.stat().st_size if path.exists() else 0
+            n = min(size // TIMELINE_ROW_BYTES, 256)
+            if n:
+                with open(path, "rb") as fh:
+                    fh.seek((size // TIMELINE_ROW_BYTES - n) * TIMELINE_ROW_BYTES)
+                    rows = np.frombuffer(fh.read(n * TIMELINE_ROW_BYTES), dtype=timeline_dtype())
+                if np.any((rows["kind"] == KIND_TREE_RSS) & (rows["t_ns"] > since)):
+                    return
+            time.sleep(min(self.sample_interval / 4, 0.01))
+        raise TimeoutError(f"the sampler recorded nothing within {timeout:g} s (see {self.cell_dir}/sampler.log)")
+
     def __enter__(self) -> Profile:
         return self.start()
 
