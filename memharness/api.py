@@ -400,9 +400,11 @@ class Profile:
             png.save(fig, Path(path), DPI)
         return fig
 
-    def save(self, run_dir: str | Path, report: bool = False) -> Path:
+    def save(self, run_dir: str | Path, report: bool = False, fingerprint: bool = True) -> Path:
         """Copy the recorded run folder to `run_dir` (which must not exist or be empty), with the
-        environment fingerprint; `memharness report RUN_DIR` renders it. `report=True` renders it now."""
+        environment fingerprint (taken once per process, in a separate interpreter: seconds where torch is
+        installed; `fingerprint=False` leaves it out); `memharness report RUN_DIR` renders the folder,
+        `report=True` renders it now."""
         self._need_done("save()")
         dest = Path(run_dir)
         if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -416,7 +418,7 @@ class Profile:
         manifest = Manifest.load(dest)
         manifest.data["run_id"] = dest.name
         manifest.save()
-        for cell in manifest.data["cells"]:
+        for cell in manifest.data["cells"] if fingerprint else []:
             write_json(dest / cell["dir"] / "fingerprint.json", environment_fingerprint())
         if report:
             from memharness.report import build

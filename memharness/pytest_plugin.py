@@ -166,13 +166,13 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--memharness-min-mib must not be negative")
 
 
-def _save(prof, dest: Path) -> Path:
+def _save(prof, dest: Path, fingerprint: bool = True) -> Path:
     """Save a test's run folder, replacing the one an earlier session saved there."""
     if dest.exists():
         if not (dest / "manifest.json").exists():
             raise FileExistsError(f"{dest} exists and is not a memharness run folder; not replacing it")
         shutil.rmtree(dest)
-    return prof.save(dest)
+    return prof.save(dest, fingerprint=fingerprint)
 
 
 def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> list[str]:
@@ -252,7 +252,7 @@ def pytest_runtest_call(item: pytest.Item):
             tmp = None
             if saved is None:
                 tmp = Path(tempfile.mkdtemp(prefix="memharness-pytest-"))
-                saved = _save(prof, tmp / folder_name(test))
+                saved = _save(prof, tmp / folder_name(test), fingerprint=False)  # only its rows are read
             try:
                 failures += _compare(config, base, saved, test)
             finally:
