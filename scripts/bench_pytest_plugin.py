@@ -1,0 +1,124 @@
+"""Overhead of the memharness pytest plugin on a suite of unmarked tests (target: under 1%).
+
+Writes a suite of N unmarked tests (each a few milliseconds of Python and numpy work, like a small unit
+test), then runs it in fresh pytest processes with the plugin loaded (the `pytest11` entry point) and with
+`-p no:memharness`, alternating which goes first, for several rounds. Prints each pair, the median of the
+paired ratios (plugin / without), and the plugin's own cost per unmarked test measured in-process on the
+hook itself (what the plugin adds to a test that has no marker).
+
+    python scripts/bench_pytest_plugin.py [--tests 200] [--rounds 7] [--work-ms 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TEST_TEMPLATE = '''
+import numpy as np
+
+
+def _work(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(({n}, 64))
+    total = 0
+    for row in a[:200]:
+        total += int(row.argmax())
+    return float((a @ a.T).trace()) + total
+
+
+@pytest_parametrize
+def test_unit(i):
+    assert _work(i) != 0.5
+'''
+
+
+def write_suite(folder: Path, n_tests: int, work_ms: float) -> None:
+    # size the matrix so one test does about work_ms of work on this machine
+    n = max(50, int(300 * (work_ms / 5.0) ** 0.5))
+    body = TEST_TEMPLATE.format(n=n).replace(
+        "@pytest_parametrize", f"@pytest.mark.parametrize('i', range({n_tests}))")
+    (folder / "test_suite.py").write_text("import pytest\n" + body, encoding="utf-8")
+
+
+def run_once(folder: Path, plugin: bool) -> float:
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py"]
+    if not plugin:
+        cmd[3:3] = ["-p", "no:memharness"]
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - t
+    if proc.returncode != 0:
+        raise SystemExit(f"pytest failed ({'plugin' if plugin else 'no plugin'}):\n{proc.stdout[-3000:]}")
+    return elapsed
+
+
+def check_plugin(folder: Path) -> None:
+    out = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "--trace-config", "test_suite.py"],
+                         cwd=folder, capture_output=True, text=True).stdout
+    if "memharness.pytest_plugin" not in out:
+        raise SystemExit("the memharness plugin is not registered (pip install -e . for its pytest11 entry point)")
+
+
+def hook_cost_us(calls: int = 20000) -> float:
+    """Microseconds the plugin's pytest_runtest_call wrapper adds to one unmarked test."""
+    from memharness.pytest_plugin import pytest_runtest_call
+
+    class Item:
+        def get_closest_marker(self, name):  # noqa: ARG002 - what an unmarked pytest.Item answers
+            return None
+
+    item = Item()
+
+    def one() -> None:
+        gen = pytest_runtest_call(item)
+        next(gen)
+        try:
+            gen.send(None)
+        except StopIteration:
+            pass
+
+    for _ in range(1000):
+        one()
+    t = time.perf_counter()
+    for _ in range(calls):
+        one()
+    return (time.perf_counter() - t) / calls * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tests", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--work-ms", type=float, default=5.0)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="memharness-bench-plugin-") as tmp:
+        folder = Path(tmp)
+        write_suite(folder, args.tests, args.work_ms)
+        check_plugin(folder)
+        run_once(folder, True)  # warm the page cache
+        ratios = []
+        print(f"{args.tests} unmarked tests, {args.rounds} rounds, each a fresh pytest process")
+        print(f"{'round':>5} {'plugin s':>9} {'no plugin s':>12} {'ratio':>7}")
+        for r in range(args.rounds):
+            order = [True, False] if r % 2 == 0 else [False, True]
+            times = {p: run_once(folder, p) for p in order}
+            ratios.append(times[True] / times[False])
+            print(f"{r:>5} {times[True]:>9.3f} {times[False]:>12.3f} {ratios[-1]:>7.4f}")
+    med = statistics.median(ratios)
+    print(f"median paired ratio (plugin / -p no:memharness): {med:.4f} -> overhead {100 * (med - 1):+.2f}%")
+    cost = hook_cost_us()
+    print(f"hook cost per unmarked test: {cost:.2f} us (in-process, {args.tests} tests: "
+          f"{cost * args.tests / 1e3:.2f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
