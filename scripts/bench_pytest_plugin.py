@@ -47,17 +47,21 @@ def write_suite(folder: Path, n_tests: int, work_ms: float) -> None:
     (folder / "test_suite.py").write_text("import pytest\n" + body, encoding="utf-8")
 
 
-def run_once(folder: Path, plugin: bool) -> float:
+def run_once(folder: Path, plugin: bool) -> tuple[float, float]:
+    """(wall seconds, CPU seconds user+sys) of one pytest process over the suite."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py"]
     if not plugin:
         cmd[3:3] = ["-p", "no:memharness"]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     t = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"pytest failed ({'plugin' if plugin else 'no plugin'}):\n{proc.stdout[-3000:]}")
-    return elapsed
+        raise SystemExit(f"pytest failed ({'plugin' if plugin else 'no plugin'}):\n{out.decode()[-3000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime
 
 
 def check_plugin(folder: Path) -> None:
@@ -93,6 +97,16 @@ def hook_cost_us(calls: int = 20000) -> float:
     return (time.perf_counter() - t) / calls * 1e6
 
 
+def import_cost_ms(reps: int = 7) -> float:
+    """Median milliseconds to import the plugin module in a fresh interpreter that already imported pytest
+    (what loading the `pytest11` entry point adds to a session)."""
+    code = ("import time, pytest; t = time.perf_counter(); import memharness.pytest_plugin; "
+            "print(time.perf_counter() - t)")
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+             for _ in range(reps)]
+    return statistics.median(times) * 1e3
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tests", type=int, default=200)
@@ -104,19 +118,27 @@ def main() -> int:
         write_suite(folder, args.tests, args.work_ms)
         check_plugin(folder)
         run_once(folder, True)  # warm the page cache
-        ratios = []
+        wall, cpu = [], []
         print(f"{args.tests} unmarked tests, {args.rounds} rounds, each a fresh pytest process")
-        print(f"{'round':>5} {'plugin s':>9} {'no plugin s':>12} {'ratio':>7}")
+        print(f"{'round':>5} {'wall plugin':>12} {'wall without':>13} {'ratio':>7}   "
+              f"{'CPU plugin':>11} {'CPU without':>12} {'ratio':>7}")
         for r in range(args.rounds):
             order = [True, False] if r % 2 == 0 else [False, True]
-            times = {p: run_once(folder, p) for p in order}
-            ratios.append(times[True] / times[False])
-            print(f"{r:>5} {times[True]:>9.3f} {times[False]:>12.3f} {ratios[-1]:>7.4f}")
-    med = statistics.median(ratios)
-    print(f"median paired ratio (plugin / -p no:memharness): {med:.4f} -> overhead {100 * (med - 1):+.2f}%")
+            m = {p: run_once(folder, p) for p in order}
+            wall.append(m[True][0] / m[False][0])
+            cpu.append(m[True][1] / m[False][1])
+            print(f"{r:>5} {m[True][0]:>11.2f}s {m[False][0]:>12.2f}s {wall[-1]:>7.4f}   "
+                  f"{m[True][1]:>10.2f}s {m[False][1]:>11.2f}s {cpu[-1]:>7.4f}")
+            cpu_without = m[False][1]
+    for what, ratios in (("wall", wall), ("CPU", cpu)):
+        med = statistics.median(ratios)
+        print(f"median paired {what} ratio (plugin / -p no:memharness): {med:.4f} -> overhead {100 * (med - 1):+.2f}%")
     cost = hook_cost_us()
-    print(f"hook cost per unmarked test: {cost:.2f} us (in-process, {args.tests} tests: "
-          f"{cost * args.tests / 1e3:.2f} ms)")
+    load = import_cost_ms()
+    fixed_s = (load + cost * args.tests / 1e3) / 1e3
+    print(f"the plugin's own cost, measured directly: import {load:.1f} ms + {cost:.2f} us per unmarked test x "
+          f"{args.tests} = {fixed_s * 1e3:.1f} ms = {100 * fixed_s / cpu_without:.3f}% of the suite's CPU time "
+          f"without the plugin ({cpu_without:.2f} s)")
     return 0
 
 
