@@ -47,12 +47,17 @@ def write_suite(folder: Path, n_tests: int, work_ms: float) -> None:
     (folder / "test_suite.py").write_text("import pytest\n" + body, encoding="utf-8")
 
 
+def _env() -> dict[str, str]:
+    """Bytecode caching on, as in an ordinary install (this machine's shell sets PYTHONDONTWRITEBYTECODE)."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_once(folder: Path, plugin: bool) -> tuple[float, float]:
     """(wall seconds, CPU seconds user+sys) of one pytest process over the suite."""
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_suite.py"]
     if not plugin:
         cmd[3:3] = ["-p", "no:memharness"]
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env = _env()
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = proc.stdout.read()
@@ -66,7 +71,7 @@ def run_once(folder: Path, plugin: bool) -> tuple[float, float]:
 
 def check_plugin(folder: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "pytest", "--co", "-q", "--trace-config", "test_suite.py"],
-                         cwd=folder, capture_output=True, text=True).stdout
+                         cwd=folder, capture_output=True, text=True, env=_env()).stdout
     if "memharness.pytest_plugin" not in out:
         raise SystemExit("the memharness plugin is not registered (pip install -e . for its pytest11 entry point)")
 
@@ -102,8 +107,8 @@ def import_cost_ms(reps: int = 7) -> float:
     (what loading the `pytest11` entry point adds to a session)."""
     code = ("import time, pytest; t = time.perf_counter(); import memharness.pytest_plugin; "
             "print(time.perf_counter() - t)")
-    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
-             for _ in range(reps)]
+    times = [float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                                  env=_env()).stdout) for _ in range(reps + 1)][1:]  # the first one writes .pyc
     return statistics.median(times) * 1e3
 
 
