@@ -183,3 +183,35 @@ def test_missing_target():
     text = result.stdout.str()
     assert "test_bad: @pytest.mark.memharness: peak['json.dumps']: invalid memory" in text, text
     assert "target 'json.dumpz'" in text and "closest: dump" in text, text
+
+
+def _mark(**kwargs) -> pytest.Mark:
+    return pytest.mark.memharness(**kwargs).mark
+
+
+def test_marker_parsing_and_limit_messages() -> None:
+    from memharness.pytest_limits import MarkSpec, check_limits, folder_name
+
+    spec = MarkSpec.parse(_mark(targets=["a.f"], peak={"b.g": "1.5GiB"}, increment={"a.f": "200MiB"},
+                                tree_peak="4GiB"))
+    assert spec.targets == ["a.f", "b.g"]  # limit keys are wrapped too
+    assert spec.peak == {"b.g": 1536 * MiB} and spec.increment == {"a.f": 200 * MiB} and spec.tree_peak == 4096 * MiB
+    for bad, message in (({"peak": {"a.f": "lots"}}, "peak['a.f']: invalid memory"),
+                         ({"peak": ["a.f"]}, "peak= must be a dict"),
+                         ({"tree_peek": "1GiB"}, "unknown argument(s) tree_peek")):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            MarkSpec.parse(_mark(**bad))
+    figures = {"a.f": {"peak": 900 * MiB, "peak_over_start": 250 * MiB, "increment": 10 * MiB, "calls": 2},
+               "(process tree)": {"peak": 5000 * MiB, "peak_over_start": 4200 * MiB}}
+    spec = MarkSpec.parse(_mark(peak={"a.f": "200MiB", "c.h": "1GiB"}, increment={"a.f": "16MiB"},
+                                gpu_peak={"a.f": "1GiB"}, tree_peak="4GiB"))
+    failures, warnings = check_limits(spec, figures, "t::x")
+    assert failures == [
+        "t::x: a.f: peak over its entry RSS 250.0 MiB exceeds the limit peak=200.0 MiB "
+        "(absolute peak RSS 900.0 MiB, 2 calls)",
+        "t::x: c.h was never called, so peak={'c.h': 1024.0 MiB} cannot be checked",
+        "t::x: process tree: peak 4200.0 MiB above its RSS at the test's start exceeds the limit "
+        "tree_peak=4096.0 MiB (absolute peak 5000.0 MiB, all processes of the test summed)",
+    ]
+    assert warnings == ["t::x: a.f: no GPU peak allocated recorded (no CUDA device seen); gpu_peak not checked"]
+    assert folder_name("tests/test_x.py::test_y[a-1]") == "tests_test_x.py__test_y_a-1_"
