@@ -178,19 +178,19 @@ def measure(item: pytest.Item, marker: pytest.Mark):
 
     config = item.config
     test = item.nodeid
+    from memharness.core.targets import TargetError
+
+    problem = None
     try:
         spec = MarkSpec.parse(marker)
         interval = spec.sample_interval or config.getoption("--memharness-interval")
         prof = Profile(spec.targets, sample_interval=interval, follow_children=spec.follow_children,
                        label=folder_name(item.name), name=folder_name(test))
-    except ValueError as exc:  # raised before the yield: the test does not run
-        pytest.fail(f"{test}: @pytest.mark.memharness: {exc}", pytrace=False)
-    from memharness.core.targets import TargetError
-
-    try:
         prof.start()
-    except TargetError as exc:
-        pytest.fail(f"{test}: @pytest.mark.memharness: {exc}", pytrace=False)
+    except (ValueError, TargetError) as exc:
+        problem = str(exc)
+    if problem is not None:  # failed before the yield: the test does not run
+        pytest.fail(f"{test}: @pytest.mark.memharness: {problem}", pytrace=False)
     try:
         result = yield
     except BaseException as exc:
