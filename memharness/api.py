@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -322,6 +323,15 @@ class Profile:
         from memharness.report.aggregate import cell_figures
 
         return cell_figures(self.cell_dir)
+
+    def block_peak(self) -> int | None:
+        """This process's exact peak RSS in bytes over the whole block (its kernel high-water mark, folded
+        as for any wrapped call); the sampled tree peak can miss a spike shorter than the interval."""
+        self._need_done("block_peak()")
+        for rec in read_calls(self.cell_dir):
+            if rec.target == f"phase:{self.label}" and rec.pid == os.getpid() and rec.peak_rss is not None:
+                return rec.peak_rss
+        return None
 
     def targets_order(self) -> list[str]:
         order: list[str] = []
