@@ -169,13 +169,16 @@ def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> lis
     return lines
 
 
-def _summary(figures: dict[str, dict[str, float]]) -> str:
+def _summary(figures: dict[str, dict[str, float]], root_peak: int | None) -> str:
+    """`fn +301.0 MiB, tree +301.0 MiB`: each function's peak over its entry, the tree's as for tree_peak."""
     from memharness.report.aggregate import TREE
 
     parts = []
     for target, fig in figures.items():
-        name = "tree" if target == TREE else target
-        parts.append(f"{name} +{_mib(fig.get('peak_over_start', 0))}")
+        if target == TREE:
+            parts.append(f"tree +{_mib(max(fig['peak'], root_peak or 0) - fig['start'])}")
+        else:
+            parts.append(f"{target} +{_mib(fig.get('peak_over_start', 0))}")
     return ", ".join(parts)
 
 
@@ -206,7 +209,8 @@ def measure(item: pytest.Item, marker: pytest.Mark):
         raise
     prof.stop()
     figures = prof.figures()
-    failures, warnings = check_limits(spec, figures, test, prof.block_peak())
+    root_peak = prof.block_peak()
+    failures, warnings = check_limits(spec, figures, test, root_peak)
     saved = _keep(config, prof, test)
     baseline = config.getoption("--memharness-baseline")
     if baseline is not None:
@@ -223,7 +227,7 @@ def measure(item: pytest.Item, marker: pytest.Mark):
             finally:
                 if tmp is not None:
                     shutil.rmtree(tmp, ignore_errors=True)
-    item.user_properties.append((PROPERTY, _summary(figures) + (" -- FAILED" if failures else "")))
+    item.user_properties.append((PROPERTY, _summary(figures, root_peak) + (" -- FAILED" if failures else "")))
     for w in warnings:
         item.warn(pytest.PytestWarning(w))
     if failures:

@@ -11,7 +11,7 @@ measured from where the test started, so they do not depend on what ran before i
   (the report's "Peak over Start"; calls in child processes count too);
 - `increment={fn: size}`: RSS at exit minus RSS at entry, summed over `fn`'s calls;
 - `tree_peak=size`: the highest sampled RSS of the whole process tree (the test process and every child)
-  above its value when the test started;
+  above its value when the test started, raised to the test process's exact peak where that is higher;
 - `gpu_peak={fn: size}`: torch's peak allocated GPU memory during `fn` (a warning where no GPU was seen).
 
 `--memharness-report DIR` saves a run folder per marked test (`memharness report DIR/<test>` renders it);
