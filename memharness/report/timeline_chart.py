@@ -50,6 +50,15 @@ def _hex(rgba) -> str:
 def render_timeline(
     cell: Cell, series: CellSeries, out: Path, colors: dict[str, str] | None = None
 ) -> TimelineInfo:
+    fig, info = timeline_figure(cell, series, colors, out)
+    png.save(fig, out, DPI)
+    return info
+
+
+def timeline_figure(
+    cell: Cell, series: CellSeries, colors: dict[str, str] | None = None, out: Path | None = None
+) -> tuple[Figure, TimelineInfo]:
+    """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info."""
     colors = dict(colors or {})
     t0 = cell.t0_ns or 0
     end_ns = cell.end_ns() or t0
@@ -141,8 +150,7 @@ def render_timeline(
         a.tick_params(labelbottom=False)
     axes[-1].set_xlabel("seconds from cell start")
     ax.set_xlim(0, x_end * 1.01)
-    png.save(fig, out, DPI)
-    return TimelineInfo(out, peak_mib, peak_s, peak_call, series.samples, len(spans), lanes)
+    return fig, TimelineInfo(out or Path(), peak_mib, peak_s, peak_call, series.samples, len(spans), lanes)
 
 
 def _mark_peak(ax, t: float, mib: float, x_end: float, call: str | None) -> None:

@@ -1,0 +1,84 @@
+"""The `memharness` pytest plugin (entry point `pytest11`): memory limits and regression checks per test.
+
+    @pytest.mark.memharness(targets=["pkg.mod.build"], peak={"pkg.mod.build": "1.5GiB"}, tree_peak="4GiB")
+    def test_build(): ...
+
+A marked test's call runs inside `memharness.profile` (see api.py): the targets are wrapped, every call
+recorded with its exact peak, spawned workers followed, the process tree sampled from outside. Limits are
+measured from where the test started, so they do not depend on what ran before in the same worker:
+
+- `peak={fn: size}`: the highest rise of the process RSS above its value at `fn`'s entry, over its calls
+  (the report's "Peak over Start"; calls in child processes count too);
+- `increment={fn: size}`: RSS at exit minus RSS at entry, summed over `fn`'s calls;
+- `tree_peak=size`: the highest sampled RSS of the whole process tree (the test process and every child)
+  above its value when the test started, raised to the test process's exact peak where that is higher;
+- `gpu_peak={fn: size}`: torch's peak allocated GPU memory during `fn` (a warning where no GPU was seen).
+
+`--memharness-report DIR` saves a run folder per marked test (`memharness report DIR/<test>` renders it);
+`--memharness-baseline DIR` compares each marked test with `DIR/<test>` by the rule of `memharness compare`.
+Unmarked tests are not touched: no session, no sampler, no files, no import beyond this module (the work
+for marked tests lives in memharness/pytest_limits.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+MARKER_HELP = ("memharness(targets=[...], peak={fn: '1.5GiB'}, increment={fn: size}, tree_peak='4GiB', "
+               "gpu_peak={fn: size}): profile the test with memharness and fail it over a limit")
+PROPERTY = "memharness"  # the user property holding a marked test's summary line
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("memharness", "memory limits and regressions per test (memharness)")
+    group.addoption("--memharness-report", metavar="DIR", default=None,
+                    help="save a memharness run folder per marked test under DIR (memharness report DIR/<test>)")
+    group.addoption("--memharness-baseline", metavar="DIR", default=None,
+                    help="compare every marked test with the run folder of an earlier --memharness-report DIR "
+                         "and fail on a regression (the rule of memharness compare)")
+    group.addoption("--memharness-threshold", metavar="PCT", default="10%",
+                    help="relative change that can count as a regression: 10%% or 0.1 (default 10%%)")
+    group.addoption("--memharness-min-mib", metavar="MIB", type=float, default=64.0,
+                    help="absolute floor in MiB a regression must also exceed (default 64)")
+    group.addoption("--memharness-metric", default="peak_over_start",
+                    help="figure compared with the baseline: peak_over_start (default), peak, increment, final, "
+                         "gpu_peak")
+    group.addoption("--memharness-interval", metavar="DURATION", default="50ms",
+                    help="timeline sampling interval of marked tests (default 50ms)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    if config.getoption("--memharness-baseline") is not None:
+        from memharness.pytest_limits import check_options
+
+        check_options(config)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    marker = item.get_closest_marker("memharness")
+    if marker is None:  # unmarked: nothing is started, nothing imported
+        return (yield)
+    from memharness.pytest_limits import measure
+
+    return (yield from measure(item, marker))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001, ARG001
+    lines = []
+    for reports in terminalreporter.stats.values():
+        for rep in reports:
+            if getattr(rep, "when", None) != "call":
+                continue
+            for key, value in getattr(rep, "user_properties", ()):
+                if key == PROPERTY:
+                    lines.append(f"{rep.nodeid}: {value}")
+    if not lines:
+        return
+    terminalreporter.section("memharness")
+    for line in sorted(lines):
+        terminalreporter.write_line(line)
+    out = config.getoption("--memharness-report")
+    if out:
+        terminalreporter.write_line(f"run folders: {out}/<test> (memharness report {out}/<test>)")
