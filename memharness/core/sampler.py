@@ -27,8 +27,14 @@ from memharness.core.records import (
     KIND_GPU_PROC_USED,
     KIND_GPU_TREE_USED,
     KIND_GPU_USED,
+    KIND_PROC_ANON,
+    KIND_PROC_FILE,
+    KIND_PROC_HWM,
     KIND_PROC_RSS,
+    KIND_TREE_ANON,
+    KIND_TREE_FILE,
     KIND_TREE_RSS,
+    MEMORY_TIMELINE_FILE,
     TIMELINE_FIELDS,
     TIMELINE_KINDS,
     TIMELINE_ROW_BYTES,
@@ -38,6 +44,7 @@ ROW = struct.Struct("<qiHhq")
 assert ROW.size == TIMELINE_ROW_BYTES
 
 GUARD_FILE = "guard.json"
+PROCESSES_FILE = "processes.json"
 
 
 def _alive(pid: int) -> bool:
@@ -112,7 +119,8 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
         "format": "memharness-timeline", "version": 1, "row_bytes": TIMELINE_ROW_BYTES,
         "fields": [list(f) for f in TIMELINE_FIELDS], "kinds": {str(k): v for k, v in TIMELINE_KINDS.items()},
         "interval_s": interval, "root_pid": root, "started_ns": now_ns(), "clock": "CLOCK_MONOTONIC",
-        "gpu": nvml is not None, "max_rss": max_rss,
+        "gpu": nvml is not None, "max_rss": max_rss, "memory_file": MEMORY_TIMELINE_FILE,
+        "memory_kinds": [5, 6, 7, 8, 9],
     }
     write_json(out_dir / "timeline.json", header)
 
@@ -121,20 +129,37 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     interval_ns = int(interval * 1e9)
     next_t = now_ns()
     killed = False
-    with open(out_dir / "timeline.bin", "ab", buffering=0) as fh:
+    procs = _ProcessBook(out_dir / PROCESSES_FILE, root)
+    with open(out_dir / "timeline.bin", "ab", buffering=0) as fh, \
+            open(out_dir / MEMORY_TIMELINE_FILE, "ab", buffering=0) as mem_fh:
         while not stop["flag"]:
             t = now_ns()
-            pids = [root] + [p for p in procmem.descendant_pids(root) if p not in exclude]
+            parents = {p: pp for p, pp in procmem.descendant_tree(root).items() if p not in exclude}
+            pids = [root] + list(parents)
             live = [p for p in pids if _alive(p)]
             if not live:
                 break
             rows = []
-            total = 0
+            mem_rows = []
+            total = anon_total = file_total = 0
             for p in live:
-                rss = procmem.rss_bytes(p)
+                mem = procmem.mem_status(p)
+                if mem is None:  # gone (or a zombie) since the scan
+                    continue
+                hwm, rss, anon, file, _shmem = mem
                 total += rss
+                anon_total += anon
+                file_total += file
                 rows.append(ROW.pack(t, p, KIND_PROC_RSS, -1, rss))
+                mem_rows.append(ROW.pack(t, p, KIND_PROC_ANON, -1, anon))
+                mem_rows.append(ROW.pack(t, p, KIND_PROC_FILE, -1, file))
+                if procs.seen(p, parents.get(p), t, hwm):
+                    mem_rows.append(ROW.pack(t, p, KIND_PROC_HWM, -1, hwm))
             rows.append(ROW.pack(t, 0, KIND_TREE_RSS, -1, total))
+            mem_rows.append(ROW.pack(t, 0, KIND_TREE_ANON, -1, anon_total))
+            mem_rows.append(ROW.pack(t, 0, KIND_TREE_FILE, -1, file_total))
+            mem_fh.write(b"".join(mem_rows))
+            procs.tick(t)
             if nvml is not None:
                 rows.extend(nvml.rows(t, set(live)))
             fh.write(b"".join(rows))
@@ -156,9 +181,58 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
                 next_t = now_ns()  # skip the missed ticks rather than bursting
             else:
                 time.sleep(delay / 1e9)
+    procs.tick(now_ns(), force=True)
     header.update({"stopped_ns": now_ns(), "ticks": ticks, "late_ticks": late, "peak_tree_rss": peak_total})
     write_json(out_dir / "timeline.json", header)
     return header
+
+
+class _ProcessBook:
+    """Every process the sampler saw, for `processes.json`: parent, first and last sample, the largest
+    `VmHWM` read and the process's name. Rewritten (atomically) when a process appears or leaves, so a
+    killed sampler still leaves the processes up to the last change.
+
+    `VmHWM` is the kernel's lifetime RSS peak of a process nobody resets it in; in a process instrumented by
+    memharness the tracker resets it, so there it is only the peak since the tracker's last reset (the
+    tracker's own process record holds that process's lifetime peak).
+    """
+
+    def __init__(self, path: Path, root: int) -> None:
+        self.path = path
+        self.root = root
+        self.procs: dict[int, dict] = {}
+        self.live: set[int] = set()
+        self.prev_live: set[int] = set()
+
+    def seen(self, pid: int, ppid: int | None, t: int, hwm: int) -> bool:
+        """Note one sample; True when its VmHWM differs from the last one written for it."""
+        self.live.add(pid)
+        rec = self.procs.get(pid)
+        if rec is None:
+            rec = self.procs[pid] = {"pid": pid, "ppid": ppid, "first_ns": t, "last_ns": t, "hwm": hwm,
+                                     "hwm_t_ns": t, "last_hwm": hwm, "name": _comm(pid)}
+            return True
+        rec["last_ns"] = t
+        changed = hwm != rec["last_hwm"]
+        rec["last_hwm"] = hwm
+        if hwm > rec["hwm"]:
+            rec["hwm"], rec["hwm_t_ns"] = hwm, t
+        return changed
+
+    def tick(self, t: int, force: bool = False) -> None:
+        if force or self.live != self.prev_live:
+            write_json(self.path, {"root_pid": self.root, "written_ns": t,
+                                   "processes": [{k: v for k, v in r.items() if k != "last_hwm"}
+                                                 for r in self.procs.values()]})
+        self.prev_live, self.live = self.live, set()
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:
