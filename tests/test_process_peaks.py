@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from multiprocessing import forkserver
 from pathlib import Path
 
 import peak_workloads
@@ -30,10 +31,16 @@ def _near(value, mib, tol=TOL) -> bool:
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
 def test_worker_writes_its_lifetime_peak_when_it_exits(tmp_path, method):
+    if method == "forkserver":
+        # one forkserver serves the whole pytest process; one started under an earlier test's session would
+        # instrument its children for that session's folder (a cell runs one session, so it never meets this)
+        forkserver._forkserver._stop()
     # the worker's own clear_refs resets can lower the kernel's ru_maxrss; its process record must not
     with Session(tmp_path, ["peak_workloads.launch_worker", "peak_workloads.worker_700_copy_200"],
                  sample_interval=None):
         pid = peak_workloads.launch_worker(method)
+    if method == "forkserver":
+        forkserver._forkserver._stop()
     procs = {p.pid: p for p in read_processes(tmp_path)}
     worker = procs[pid]
     assert worker.version == 2 and worker.exit is not None, f"no process record from the {method} worker"
