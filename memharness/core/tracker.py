@@ -163,6 +163,8 @@ class Tracker:
     def _quote(self, text: str) -> str:
         q = self._quoted.get(text)
         if q is None:
+            if len(self._quoted) > 4096:  # many short-lived threads with distinct names: keep it bounded
+                self._quoted.clear()
             q = self._quoted[text] = json.dumps(text)
         return q
 
