@@ -2,7 +2,10 @@
 
 Being its own process, it keeps its interval while the measured pipeline holds the GIL in a Python loop.
 It streams fixed-width rows to `timeline.bin` (see docs/format.md), so memory stays bounded on runs of
-hours. It is also the cell's guard: when the tree's RSS crosses `--max-rss` it records why in a guard file
+hours. From the same read of `/proc/<pid>/status` it streams each process's `VmHWM` (when it changes) and
+its private (`RssAnon`) and file-backed (`RssFile`) memory to `timeline_mem.bin`, and keeps
+`processes.json` (every process seen, its parent and largest `VmHWM`): the kernel's lifetime peak of a
+process memharness does not instrument, which nobody resets. It is also the cell's guard: when the tree's RSS crosses `--max-rss` it records why in a guard file
 and kills the tree with SIGKILL.
 
 Run as `python -m memharness.core.sampler --root PID --out DIR [--interval 0.05] [--max-rss BYTES]`.
