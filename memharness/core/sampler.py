@@ -5,8 +5,10 @@ It streams fixed-width rows to `timeline.bin` (see docs/format.md), so memory st
 hours. From the same read of `/proc/<pid>/status` it streams each process's `VmHWM` (when it changes) and
 its private (`RssAnon`) and file-backed (`RssFile`) memory to `timeline_mem.bin`, and keeps
 `processes.json` (every process seen, its parent and largest `VmHWM`): the kernel's lifetime peak of a
-process memharness does not instrument, which nobody resets. It is also the cell's guard: when the tree's RSS crosses `--max-rss` it records why in a guard file
-and kills the tree with SIGKILL.
+process memharness does not instrument, which nobody resets.
+
+It is also the cell's guard: when the tree's RSS crosses `--max-rss` it records why in a guard file and
+kills the tree with SIGKILL.
 
 Run as `python -m memharness.core.sampler --root PID --out DIR [--interval 0.05] [--max-rss BYTES]`.
 Stops when the root process and all its descendants are gone, or on SIGTERM/SIGINT.
@@ -192,8 +194,8 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
 
 class _ProcessBook:
     """Every process the sampler saw, for `processes.json`: parent, first and last sample, the largest
-    `VmHWM` read and the process's name. Rewritten (atomically) when a process appears or leaves, so a
-    killed sampler still leaves the processes up to the last change.
+    `VmHWM` read and the process's name. Rewritten (atomically) when a process appeared or left, at most
+    once a second (a compile step starts hundreds of short processes), and when the sampler stops.
 
     `VmHWM` is the kernel's lifetime RSS peak of a process nobody resets it in; in a process instrumented by
     memharness the tracker resets it, so there it is only the peak since the tracker's last reset (the
@@ -206,6 +208,8 @@ class _ProcessBook:
         self.procs: dict[int, dict] = {}
         self.live: set[int] = set()
         self.prev_live: set[int] = set()
+        self.dirty = False
+        self.written_ns = 0
 
     def seen(self, pid: int, ppid: int | None, t: int, hwm: int) -> bool:
         """Note one sample; True when its VmHWM differs from the last one written for it."""
@@ -222,11 +226,13 @@ class _ProcessBook:
             rec["hwm"], rec["hwm_t_ns"] = hwm, t
         return changed
 
-    def tick(self, t: int, force: bool = False) -> None:
-        if force or self.live != self.prev_live:
+    def tick(self, t: int, force: bool = False, every_ns: int = 1_000_000_000) -> None:
+        self.dirty = self.dirty or self.live != self.prev_live
+        if force or (self.dirty and t - self.written_ns >= every_ns):
             write_json(self.path, {"root_pid": self.root, "written_ns": t,
                                    "processes": [{k: v for k, v in r.items() if k != "last_hwm"}
                                                  for r in self.procs.values()]})
+            self.dirty, self.written_ns = False, t
         self.prev_live, self.live = self.live, set()
 
 
