@@ -3,7 +3,8 @@
 Runs the same workload bare, under memharness (call records on 12 wrapped functions + the out-of-process
 sampler at 50 ms), and under memory_profiler's line-by-line `@profile` on the same functions. Each run is a
 fresh interpreter; bare and harness runs alternate for several rounds and the script prints the median
-ratio (target <= 1.03). memory_profiler is run fewer rounds because it is much slower. It also prints the
+ratio (target <= 1.03), and the same ratio of CPU time (the process's own plus, under the harness, its sampler
+process's), which waiting for a core on a busy machine does not blur. memory_profiler is run fewer rounds because it is much slower. It also prints the
 fixed cost of one wrapped call (entry + exit records), measured on an empty function (target <= 50 us):
 batches of wrapped and bare calls alternate; the cost is the difference of the fastest batches (timeit's
 convention: the least disturbed run on a busy machine), with the medians and the CPU time per call beside it.
@@ -105,7 +106,16 @@ def workload(n_batches: int = 16) -> None:
 
 # --- modes, each in its own interpreter ------------------------------------------------------------------
 
-def child(mode: str) -> float:
+def _children_cpu() -> float:
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def child(mode: str) -> dict[str, float]:
+    """Wall seconds of the workload, and CPU seconds: the process's own during the workload plus, under the
+    harness, all of its sampler's (reaped when the session stops)."""
     sys.path.insert(0, str(HERE.parent))
     import bench_overhead as mod  # the functions must be reachable by their dotted paths
 
@@ -120,12 +130,13 @@ def child(mode: str) -> float:
 
         for name in FUNCS:
             setattr(mod, name, profile(getattr(mod, name), stream=open("/dev/null", "w")))
-    t0 = time.perf_counter()
+    cpu_children = _children_cpu()
+    t0, c0 = time.perf_counter(), time.process_time()
     mod.workload()
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     if mode == "harness":
         session.stop()
-    return elapsed
+    return {"seconds": elapsed, "cpu": cpu + _children_cpu() - cpu_children}
 
 
 def _batch(f, n: int) -> tuple[float, float]:
@@ -166,13 +177,13 @@ def print_per_call_cost() -> None:
           f"CPU time {cost['cpu_min'] * 1e6:.1f} us")
 
 
-def run_mode(mode: str) -> float:
+def run_mode(mode: str) -> dict[str, float]:
     # One BLAS thread: on a 2-core machine a second BLAS thread competes with the sampler process for the
     # other core and turns scheduling noise into the measurement.
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(HERE), "--child", mode], capture_output=True, text=True, check=True,
                          env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -183,26 +194,31 @@ def main() -> None:
     ap.add_argument("--per-call-only", action="store_true", help="only the fixed cost of one wrapped call")
     args = ap.parse_args()
     if args.child:
-        print(json.dumps({"seconds": child(args.child)}))
+        print(json.dumps(child(args.child)))
         return
     if args.per_call_only:
         print_per_call_cost()
         return
-    bare, harness, ratios = [], [], []
+    bare, harness, ratios, cpu_ratios = [], [], [], []
     for r in range(args.rounds):
         order = ("bare", "harness") if r % 2 == 0 else ("harness", "bare")
-        t = {m: run_mode(m) for m in order}
+        runs = {m: run_mode(m) for m in order}
+        t = {m: v["seconds"] for m, v in runs.items()}
         bare.append(t["bare"])
         harness.append(t["harness"])
         ratios.append(t["harness"] / t["bare"])
-        print(f"round {r + 1}: bare {t['bare']:.3f} s, harness {t['harness']:.3f} s, ratio {ratios[-1]:.3f}",
-              flush=True)
-    mprof = [run_mode("mprof") for _ in range(args.mprof_rounds)]
+        cpu_ratios.append(runs["harness"]["cpu"] / runs["bare"]["cpu"])
+        print(f"round {r + 1}: bare {t['bare']:.3f} s, harness {t['harness']:.3f} s, ratio {ratios[-1]:.3f}; "
+              f"CPU bare {runs['bare']['cpu']:.3f} s, harness (+ sampler) {runs['harness']['cpu']:.3f} s, "
+              f"ratio {cpu_ratios[-1]:.3f}", flush=True)
+    mprof = [run_mode("mprof")["seconds"] for _ in range(args.mprof_rounds)]
     med_bare = statistics.median(bare)
     print(f"\nworkload: 16 batches x 400 passages, 12 wrapped functions, {16 * 11 + 1} wrapped calls per run")
     print(f"bare     median {med_bare:.3f} s over {len(bare)} runs")
     print(f"harness  median {statistics.median(harness):.3f} s; median paired ratio {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 1.03)")
+    print(f"CPU time (immune to waiting for a core on a busy machine): median paired ratio "
+          f"{statistics.median(cpu_ratios):.3f} (min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f})")
     if mprof:
         print(f"memory_profiler @profile (line by line) median {statistics.median(mprof):.3f} s; "
               f"ratio {statistics.median(mprof) / med_bare:.2f}x over {len(mprof)} run(s)")
