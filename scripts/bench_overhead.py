@@ -3,11 +3,14 @@
 Runs the same workload bare, under memharness (call records on 12 wrapped functions + the out-of-process
 sampler at 50 ms), and under memory_profiler's line-by-line `@profile` on the same functions. Each run is a
 fresh interpreter; bare and harness runs alternate for several rounds and the script prints the median
-ratio (target <= 1.03), and the same ratio of CPU time (the process's own plus, under the harness, its sampler
-process's), which waiting for a core on a busy machine does not blur. memory_profiler is run fewer rounds because it is much slower. It also prints the
-fixed cost of one wrapped call (entry + exit records), measured on an empty function (target <= 50 us):
-batches of wrapped and bare calls alternate; the cost is the difference of the fastest batches (timeit's
-convention: the least disturbed run on a busy machine), with the medians and the CPU time per call beside it.
+ratio (target <= 1.03), and the same ratio of CPU time (the process's own plus, under the harness, its
+sampler process's), which waiting for a core on a busy machine does not blur. memory_profiler is run fewer
+rounds because it is much slower.
+
+It also prints the fixed cost of one wrapped call (entry + exit records) on an empty function (target
+<= 50 us): batches of wrapped and bare calls alternate; the cost is the difference of the fastest batches
+(timeit's convention: the least disturbed run on a busy machine), with the medians and the CPU time per
+call beside it.
 
     python scripts/bench_overhead.py [--rounds 7] [--mprof-rounds 1] [--per-call-only]
 """
