@@ -154,7 +154,11 @@ class SelfMemory:
 
     def read(self) -> tuple[int, int, int, int, int]:
         """(VmHWM, VmRSS, RssAnon, RssFile, RssShmem) in bytes."""
-        mem = parse_mem(os.pread(self._fd, 8192, 0))
+        try:
+            mem = parse_mem(os.pread(self._fd, 8192, 0))
+        except OSError:  # the descriptor was closed behind our back: open the file again
+            self._fd = os.open("/proc/self/status", os.O_RDONLY | os.O_CLOEXEC)
+            mem = parse_mem(os.pread(self._fd, 8192, 0))
         return mem if mem is not None else (0, 0, 0, 0, 0)
 
     def reset_hwm(self) -> bool:

@@ -66,9 +66,14 @@ class CallLog:
         if fd is None:
             return
         data = line.encode("utf-8", "replace")
-        while data:
+        try:
             n = os.write(fd, data)
+        except OSError:  # the descriptor was closed behind our back: open the file again, once
+            self._fd = fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            n = os.write(fd, data)
+        while n < len(data):  # a short write (a full disk, a signal): finish the line
             data = data[n:]
+            n = os.write(fd, data)
 
     def detach(self) -> None:
         """Forget the descriptor without closing it twice (a forked child's copy)."""
