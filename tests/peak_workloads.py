@@ -116,3 +116,11 @@ def pipeline_plain_child_held(ids, texts, options, workdir) -> None:
 def pipeline_map_file(ids, texts, options, workdir) -> None:
     map_and_allocate(options["path"], options.get("anon_mib", 256))
     release_children()
+
+
+def run_true_while_holding(mib: int = 300) -> None:
+    """Hold mib MiB, then run a tiny exec'd child (`true`): the kernel's reaped-children peak then reports
+    about mib MiB (the parent's memory the child had before exec), not the child's own few MiB."""
+    held = b"\x01" * (mib * MiB)
+    subprocess.run(["true"], check=True)
+    del held

@@ -66,6 +66,23 @@ def test_sampler_reads_the_high_water_mark_of_an_uninstrumented_child(tmp_path):
     assert pid not in {p.pid for p in read_processes(tmp_path)}  # not instrumented
 
 
+def test_an_execd_childs_inherited_size_is_not_taken_for_its_peak(tmp_path):
+    # in a fresh interpreter, so the reaped-children peak starts at zero
+    code = textwrap.dedent(f"""\
+        import resource, peak_workloads
+        from pathlib import Path
+        from memharness.core.session import Session
+        with Session(Path({str(tmp_path)!r}), ["peak_workloads.run_true_while_holding"], sample_interval=None):
+            peak_workloads.run_true_while_holding(300)
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+        """)
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(TESTS)), text=True,
+                         capture_output=True, check=True, timeout=300)
+    assert int(out.stdout.split()[-1]) >= 300 * MiB  # what the kernel says `true` peaked at
+    (call,) = attach_peaks(tmp_path, read_calls(tmp_path))
+    assert call.children_peak_rss >= 300 * MiB and call.descendants_peak is None
+
+
 def test_version_1_call_file_still_reads(tmp_path):
     calls = tmp_path / "calls"
     calls.mkdir()

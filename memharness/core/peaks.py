@@ -6,8 +6,10 @@ it started, the process tree's sampled peak during it, and the sampled private /
   an instrumented process's own process record (`"ev": "X"`, exact across its `clear_refs` resets); for a
   process that was not instrumented, the largest `VmHWM` the sampler read up to the call's end (the kernel's
   own lifetime peak, nobody resets it there; exact up to the last tick that saw the process); and the
-  call's reaped-children peak (`getrusage(RUSAGE_CHILDREN)`) when it rose during the call (a child reaped
-  inside the call peaked there; exact for a child that was not instrumented). An instrumented process that
+  call's reaped-children peak (`getrusage(RUSAGE_CHILDREN)`) when it rose during the call above the call's
+  own peak (a child reaped inside the call peaked there; exact for a child that was not instrumented). The
+  kernel's figure for an exec'd child includes the memory it had before exec, i.e. its parent's at the
+  fork, so a figure at or below the parent's own peak is left out. An instrumented process that
   left no process record (killed) falls back to its calls' peaks and the sampler's readings, a lower bound.
   A worker that outlives the call contributes its whole lifetime's peak.
 - **Tree peak during the call**: the highest sampled RSS of the whole tree inside the call's window (none
@@ -181,8 +183,12 @@ def attach_peaks(cell_dir: Path, calls: list[CallRecord]) -> list[CallRecord]:
                 best, best_pid = v, p.pid
         if (c.children_peak_rss is not None and c.children_peak_rss_start is not None
                 and c.children_peak_rss > c.children_peak_rss_start
+                and c.children_peak_rss > (c.peak_rss or 0)
                 and (best is None or c.children_peak_rss > best)):
-            best, best_pid = int(c.children_peak_rss), None  # a child reaped during the call
+            # a child reaped during the call peaked higher than the call's own process: the kernel counts
+            # in an exec'd child's figure the memory it had before exec (its parent's, at the fork), so a
+            # figure at or below the parent's own peak may be the parent's and is left out
+            best, best_pid = int(c.children_peak_rss), None
         c.descendants_peak, c.descendants_peak_pid = best, best_pid
         for kind, attr in ((KIND_PROC_ANON, "anon_peak"), (KIND_PROC_FILE, "file_peak")):
             s = series_of(c.pid, kind)
