@@ -109,16 +109,16 @@ def workload(n_batches: int = 16) -> None:
 
 # --- modes, each in its own interpreter ------------------------------------------------------------------
 
-def _children_cpu() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+def _process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) another process has used so far, from /proc/PID/stat."""
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        fields = fh.read().rsplit(b")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def child(mode: str) -> dict[str, float]:
-    """Wall seconds of the workload, and CPU seconds: the process's own during the workload plus, under the
-    harness, all of its sampler's (reaped when the session stops)."""
+    """Wall seconds of the workload, and CPU seconds during it: the process's own plus, under the harness,
+    its sampler's."""
     sys.path.insert(0, str(HERE.parent))
     import bench_overhead as mod  # the functions must be reachable by their dotted paths
 
@@ -133,13 +133,15 @@ def child(mode: str) -> dict[str, float]:
 
         for name in FUNCS:
             setattr(mod, name, profile(getattr(mod, name), stream=open("/dev/null", "w")))
-    cpu_children = _children_cpu()
+    sampler = session._sampler.pid if mode == "harness" else None  # noqa: SLF001 - the bench reads its CPU
+    sampler_cpu = _process_cpu(sampler) if sampler else 0.0
     t0, c0 = time.perf_counter(), time.process_time()
     mod.workload()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    sampler_cpu = _process_cpu(sampler) - sampler_cpu if sampler else 0.0
     if mode == "harness":
         session.stop()
-    return {"seconds": elapsed, "cpu": cpu + _children_cpu() - cpu_children}
+    return {"seconds": elapsed, "cpu": cpu + sampler_cpu, "sampler_cpu": sampler_cpu}
 
 
 def _batch(f, n: int) -> tuple[float, float]:
@@ -212,8 +214,8 @@ def main() -> None:
         ratios.append(t["harness"] / t["bare"])
         cpu_ratios.append(runs["harness"]["cpu"] / runs["bare"]["cpu"])
         print(f"round {r + 1}: bare {t['bare']:.3f} s, harness {t['harness']:.3f} s, ratio {ratios[-1]:.3f}; "
-              f"CPU bare {runs['bare']['cpu']:.3f} s, harness (+ sampler) {runs['harness']['cpu']:.3f} s, "
-              f"ratio {cpu_ratios[-1]:.3f}", flush=True)
+              f"CPU bare {runs['bare']['cpu']:.3f} s, harness {runs['harness']['cpu']:.3f} s (sampler "
+              f"{runs['harness']['sampler_cpu']:.2f} s of it), ratio {cpu_ratios[-1]:.3f}", flush=True)
     mprof = [run_mode("mprof")["seconds"] for _ in range(args.mprof_rounds)]
     med_bare = statistics.median(bare)
     print(f"\nworkload: 16 batches x 400 passages, 12 wrapped functions, {16 * 11 + 1} wrapped calls per run")

@@ -52,17 +52,6 @@ GUARD_FILE = "guard.json"
 PROCESSES_FILE = "processes.json"
 
 
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat.rsplit(b")", 1)[-1].split()[0]
-    return state not in (b"Z", b"X")
-
-
 class _Gpu:
     """NVML readings for the timeline; absent (None) where there is no NVML or no GPU."""
 
@@ -141,17 +130,15 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
             t = now_ns()
             parents = {p: pp for p, pp in procmem.descendant_tree(root).items() if p not in exclude}
             pids = [root] + list(parents)
-            live = [p for p in pids if _alive(p)]
+            # one read of /proc/<pid>/status per process: None for a process gone or a zombie (no memory)
+            readings = [(p, m) for p in pids if (m := procmem.mem_status(p)) is not None]
+            live = [p for p, _ in readings]
             if not live:
                 break
             rows = []
             mem_rows = []
             total = anon_total = file_total = 0
-            for p in live:
-                mem = procmem.mem_status(p)
-                if mem is None:  # gone (or a zombie) since the scan
-                    continue
-                hwm, rss, anon, file, _shmem = mem
+            for p, (hwm, rss, anon, file, _shmem) in readings:
                 total += rss
                 anon_total += anon
                 file_total += file
