@@ -4,8 +4,8 @@ Runs the same workload bare, under memharness (call records on 12 wrapped functi
 sampler at 50 ms), and under memory_profiler's line-by-line `@profile` on the same functions. Each run is a
 fresh interpreter; bare and harness runs alternate for several rounds and the script prints the median
 ratio (target <= 1.03), and the same ratio of CPU time (the process's own plus, under the harness, its
-sampler process's), which waiting for a core on a busy machine does not blur. memory_profiler is run fewer
-rounds because it is much slower.
+sampler process's, during the workload), which waiting for a core on a busy machine does not blur.
+memory_profiler is run fewer rounds because it is much slower.
 
 It also prints the fixed cost of one wrapped call (entry + exit records) on an empty function (target
 <= 50 us): batches of wrapped and bare calls alternate; the cost is the difference of the fastest batches
@@ -222,7 +222,7 @@ def main() -> None:
     print(f"bare     median {med_bare:.3f} s over {len(bare)} runs")
     print(f"harness  median {statistics.median(harness):.3f} s; median paired ratio {statistics.median(ratios):.3f} "
           f"(min {min(ratios):.3f}, max {max(ratios):.3f}; target <= 1.03)")
-    print(f"CPU time (immune to waiting for a core on a busy machine): median paired ratio "
+    print(f"CPU time (not blurred by waiting for a core, still by cache contention): median paired ratio "
           f"{statistics.median(cpu_ratios):.3f} (min {min(cpu_ratios):.3f}, max {max(cpu_ratios):.3f})")
     if mprof:
         print(f"memory_profiler @profile (line by line) median {statistics.median(mprof):.3f} s; "
