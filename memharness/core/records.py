@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: process records (X), private/file-backed readings; version-1 files still read
 
 # One timeline row: 24 bytes, little endian.
 TIMELINE_FIELDS = [("t_ns", "<i8"), ("pid", "<i4"), ("kind", "<u2"), ("dev", "<i2"), ("value", "<i8")]
@@ -23,34 +23,70 @@ KIND_TREE_RSS = 1
 KIND_GPU_USED = 2
 KIND_GPU_PROC_USED = 3
 KIND_GPU_TREE_USED = 4
+# Kinds 5-9 live in the side file `timeline_mem.bin` (same rows), so readers of `timeline.bin` see only 0-4.
+KIND_PROC_HWM = 5
+KIND_PROC_ANON = 6
+KIND_PROC_FILE = 7
+KIND_TREE_ANON = 8
+KIND_TREE_FILE = 9
+MEMORY_TIMELINE_FILE = "timeline_mem.bin"
 TIMELINE_KINDS = {
     KIND_PROC_RSS: "rss of one process",
     KIND_TREE_RSS: "rss summed over the process tree",
     KIND_GPU_USED: "NVML used memory of one GPU",
     KIND_GPU_PROC_USED: "NVML used memory of one process on one GPU",
     KIND_GPU_TREE_USED: "NVML used memory summed over the tree's processes on one GPU",
+    KIND_PROC_HWM: "VmHWM of one process (written when it changes)",
+    KIND_PROC_ANON: "RssAnon (private) of one process",
+    KIND_PROC_FILE: "RssFile (file-backed) of one process",
+    KIND_TREE_ANON: "RssAnon summed over the process tree",
+    KIND_TREE_FILE: "RssFile summed over the process tree",
 }
 
 
 class CallLog:
-    """Append-only JSON-lines writer of one process's call events."""
+    """Append-only JSON-lines writer of one process's call events.
+
+    Each line is one `os.write` on an `O_APPEND` descriptor: once it returns the line is in the kernel's
+    page cache, so a process killed by SIGKILL right after still leaves it in the file.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", buffering=1, encoding="utf-8")
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
         self._lock = threading.Lock()
 
     def write(self, event: dict[str, Any]) -> None:
-        line = json.dumps(event, separators=(",", ":"), default=str)
-        with self._lock:
-            self._fh.write(line + "\n")
-            self._fh.flush()
+        self.write_line(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+
+    def write_line(self, line: str) -> None:
+        """Append one complete line (ending in a newline) in one system call."""
+        fd = self._fd
+        if fd is None:
+            return
+        data = line.encode("utf-8", "replace")
+        try:
+            n = os.write(fd, data)
+        except OSError:  # the descriptor was closed behind our back: open the file again, once
+            self._fd = fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            n = os.write(fd, data)
+        while n < len(data):  # a short write (a full disk, a signal): finish the line
+            data = data[n:]
+            n = os.write(fd, data)
+
+    def detach(self) -> None:
+        """Forget the descriptor without closing it twice (a forked child's copy)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def close(self) -> None:
         with self._lock:
-            if not self._fh.closed:
-                self._fh.close()
+            self.detach()
 
 
 @dataclass
@@ -77,6 +113,21 @@ class CallRecord:
     gpu_start: dict[str, Any] | None = None
     gpu_end: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # format version 2 (None in version-1 files): private / file-backed / shmem readings at the events,
+    # the largest readings at events inside the call, and the reaped-children peak at entry
+    anon_start: int | None = None
+    file_start: int | None = None
+    shmem_start: int | None = None
+    anon_end: int | None = None
+    file_end: int | None = None
+    shmem_end: int | None = None
+    anon_peak: int | None = None
+    file_peak: int | None = None
+    children_peak_rss_start: int | None = None
+    # filled in by memharness.core.peaks.attach_peaks (from other processes' records and the timeline)
+    descendants_peak: int | None = None
+    descendants_peak_pid: int | None = None
+    tree_peak: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -102,6 +153,24 @@ class ProcessInfo:
     start_method: str
     t_ns: int
     argv: list[str]
+    version: int = 1
+    rss_start: int | None = None  # RSS when the tracker opened (version 2)
+    exit: ProcessExit | None = None  # the process record, where the process wrote one
+
+
+@dataclass
+class ProcessExit:
+    """The process record (`"ev": "X"`, format version 2): written once when an instrumented process ends."""
+
+    t_ns: int
+    peak_rss: int  # lifetime exact peak RSS, folded across the tracker's own high-water resets
+    rss: int
+    anon: int
+    file: int
+    shmem: int
+    anon_peak: int  # largest RssAnon read at the process's events
+    file_peak: int
+    calls: int
 
 
 @dataclass
@@ -159,6 +228,10 @@ def _apply_event(records: dict[str, CallRecord], ev: dict[str, Any]) -> None:
             rss_start=int(ev["rss"]),
             children_rss_start=int(ev.get("children_rss", 0)),
             gpu_start=ev.get("gpu"),
+            anon_start=ev.get("anon"),
+            file_start=ev.get("file"),
+            shmem_start=ev.get("shmem"),
+            children_peak_rss_start=ev.get("children_peak_rss"),
         )
     elif kind == "E":
         rec = records.get(ev["id"])
@@ -172,6 +245,11 @@ def _apply_event(records: dict[str, CallRecord], ev: dict[str, Any]) -> None:
         rec.children_peak_rss = ev.get("children_peak_rss")
         rec.error = ev.get("error")
         rec.gpu_end = ev.get("gpu")
+        rec.anon_end = ev.get("anon")
+        rec.file_end = ev.get("file")
+        rec.shmem_end = ev.get("shmem")
+        rec.anon_peak = ev.get("anon_peak")
+        rec.file_peak = ev.get("file_peak")
 
 
 def read_calls(cell_dir: Path) -> CallRecords:
@@ -209,12 +287,38 @@ def read_processes(cell_dir: Path) -> list[ProcessInfo]:
                             start_method=ev.get("start_method", ""),
                             t_ns=int(ev["t"]),
                             argv=list(ev.get("argv", [])),
+                            version=int(ev.get("v", 1)),
+                            rss_start=ev.get("rss"),
+                            exit=read_process_exit(path) if int(ev.get("v", 1)) >= 2 else None,
                         )
                     )
                 except (KeyError, TypeError, ValueError):
                     pass  # a broken header only loses the process's name in the charts
             break
     return out
+
+
+def read_process_exit(path: Path, tail: int = 65536) -> ProcessExit | None:
+    """The process record of one call file, from its last lines (None if the process wrote none)."""
+    try:
+        with open(path, "rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, size - tail))
+            data = fh.read()
+    except OSError:
+        return None
+    for line in reversed(data.split(b"\n")):
+        if b'"ev":"X"' not in line:
+            continue
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        return ProcessExit(t_ns=int(ev["t"]), peak_rss=int(ev["peak_rss"]), rss=int(ev.get("rss", 0)),
+                           anon=int(ev.get("anon", 0)), file=int(ev.get("file", 0)), shmem=int(ev.get("shmem", 0)),
+                           anon_peak=int(ev.get("anon_peak", 0)), file_peak=int(ev.get("file_peak", 0)),
+                           calls=int(ev.get("calls", 0)))
+    return None
 
 
 def timeline_dtype():
@@ -240,6 +344,18 @@ def read_timeline(cell_dir: Path):
     size = os.path.getsize(path)
     count = size // TIMELINE_ROW_BYTES
     return np.fromfile(path, dtype=dtype, count=count)
+
+
+def read_memory_timeline(cell_dir: Path):
+    """The rows of `timeline_mem.bin` (VmHWM, private and file-backed readings; format version 2), as
+    `read_timeline` reads `timeline.bin`; empty for a version-1 run."""
+    import numpy as np
+
+    path = Path(cell_dir) / MEMORY_TIMELINE_FILE
+    dtype = timeline_dtype()
+    if not path.exists():
+        return np.zeros(0, dtype=dtype)
+    return np.fromfile(path, dtype=dtype, count=os.path.getsize(path) // TIMELINE_ROW_BYTES)
 
 
 def tree_rss_series(rows):

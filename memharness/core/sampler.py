@@ -2,8 +2,13 @@
 
 Being its own process, it keeps its interval while the measured pipeline holds the GIL in a Python loop.
 It streams fixed-width rows to `timeline.bin` (see docs/format.md), so memory stays bounded on runs of
-hours. It is also the cell's guard: when the tree's RSS crosses `--max-rss` it records why in a guard file
-and kills the tree with SIGKILL.
+hours. From the same read of `/proc/<pid>/status` it streams each process's `VmHWM` (when it changes) and
+its private (`RssAnon`) and file-backed (`RssFile`) memory to `timeline_mem.bin`, and keeps
+`processes.json` (every process seen, its parent and largest `VmHWM`): the kernel's lifetime peak of a
+process memharness does not instrument, which nobody resets.
+
+It is also the cell's guard: when the tree's RSS crosses `--max-rss` it records why in a guard file and
+kills the tree with SIGKILL.
 
 Run as `python -m memharness.core.sampler --root PID --out DIR [--interval 0.05] [--max-rss BYTES]`.
 Stops when the root process and all its descendants are gone, or on SIGTERM/SIGINT.
@@ -27,8 +32,14 @@ from memharness.core.records import (
     KIND_GPU_PROC_USED,
     KIND_GPU_TREE_USED,
     KIND_GPU_USED,
+    KIND_PROC_ANON,
+    KIND_PROC_FILE,
+    KIND_PROC_HWM,
     KIND_PROC_RSS,
+    KIND_TREE_ANON,
+    KIND_TREE_FILE,
     KIND_TREE_RSS,
+    MEMORY_TIMELINE_FILE,
     TIMELINE_FIELDS,
     TIMELINE_KINDS,
     TIMELINE_ROW_BYTES,
@@ -38,17 +49,7 @@ ROW = struct.Struct("<qiHhq")
 assert ROW.size == TIMELINE_ROW_BYTES
 
 GUARD_FILE = "guard.json"
-
-
-def _alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    state = stat.rsplit(b")", 1)[-1].split()[0]
-    return state not in (b"Z", b"X")
+PROCESSES_FILE = "processes.json"
 
 
 class _Gpu:
@@ -112,7 +113,8 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
         "format": "memharness-timeline", "version": 1, "row_bytes": TIMELINE_ROW_BYTES,
         "fields": [list(f) for f in TIMELINE_FIELDS], "kinds": {str(k): v for k, v in TIMELINE_KINDS.items()},
         "interval_s": interval, "root_pid": root, "started_ns": now_ns(), "clock": "CLOCK_MONOTONIC",
-        "gpu": nvml is not None, "max_rss": max_rss,
+        "gpu": nvml is not None, "max_rss": max_rss, "memory_file": MEMORY_TIMELINE_FILE,
+        "memory_kinds": [5, 6, 7, 8, 9],
     }
     write_json(out_dir / "timeline.json", header)
 
@@ -121,20 +123,35 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     interval_ns = int(interval * 1e9)
     next_t = now_ns()
     killed = False
-    with open(out_dir / "timeline.bin", "ab", buffering=0) as fh:
+    procs = _ProcessBook(out_dir / PROCESSES_FILE, root)
+    with open(out_dir / "timeline.bin", "ab", buffering=0) as fh, \
+            open(out_dir / MEMORY_TIMELINE_FILE, "ab", buffering=0) as mem_fh:
         while not stop["flag"]:
             t = now_ns()
-            pids = [root] + [p for p in procmem.descendant_pids(root) if p not in exclude]
-            live = [p for p in pids if _alive(p)]
+            parents = {p: pp for p, pp in procmem.descendant_tree(root).items() if p not in exclude}
+            pids = [root] + list(parents)
+            # one read of /proc/<pid>/status per process: None for a process gone or a zombie (no memory)
+            readings = [(p, m) for p in pids if (m := procmem.mem_status(p)) is not None]
+            live = [p for p, _ in readings]
             if not live:
                 break
             rows = []
-            total = 0
-            for p in live:
-                rss = procmem.rss_bytes(p)
+            mem_rows = []
+            total = anon_total = file_total = 0
+            for p, (hwm, rss, anon, file, _shmem) in readings:
                 total += rss
+                anon_total += anon
+                file_total += file
                 rows.append(ROW.pack(t, p, KIND_PROC_RSS, -1, rss))
+                mem_rows.append(ROW.pack(t, p, KIND_PROC_ANON, -1, anon))
+                mem_rows.append(ROW.pack(t, p, KIND_PROC_FILE, -1, file))
+                if procs.seen(p, parents.get(p), t, hwm):
+                    mem_rows.append(ROW.pack(t, p, KIND_PROC_HWM, -1, hwm))
             rows.append(ROW.pack(t, 0, KIND_TREE_RSS, -1, total))
+            mem_rows.append(ROW.pack(t, 0, KIND_TREE_ANON, -1, anon_total))
+            mem_rows.append(ROW.pack(t, 0, KIND_TREE_FILE, -1, file_total))
+            mem_fh.write(b"".join(mem_rows))
+            procs.tick(t)
             if nvml is not None:
                 rows.extend(nvml.rows(t, set(live)))
             fh.write(b"".join(rows))
@@ -156,9 +173,62 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
                 next_t = now_ns()  # skip the missed ticks rather than bursting
             else:
                 time.sleep(delay / 1e9)
+    procs.tick(now_ns(), force=True)
     header.update({"stopped_ns": now_ns(), "ticks": ticks, "late_ticks": late, "peak_tree_rss": peak_total})
     write_json(out_dir / "timeline.json", header)
     return header
+
+
+class _ProcessBook:
+    """Every process the sampler saw, for `processes.json`: parent, first and last sample, the largest
+    `VmHWM` read and the process's name. Rewritten (atomically) when a process appeared or left, at most
+    once a second (a compile step starts hundreds of short processes), and when the sampler stops.
+
+    `VmHWM` is the kernel's lifetime RSS peak of a process nobody resets it in; in a process instrumented by
+    memharness the tracker resets it, so there it is only the peak since the tracker's last reset (the
+    tracker's own process record holds that process's lifetime peak).
+    """
+
+    def __init__(self, path: Path, root: int) -> None:
+        self.path = path
+        self.root = root
+        self.procs: dict[int, dict] = {}
+        self.live: set[int] = set()
+        self.prev_live: set[int] = set()
+        self.dirty = False
+        self.written_ns = 0
+
+    def seen(self, pid: int, ppid: int | None, t: int, hwm: int) -> bool:
+        """Note one sample; True when its VmHWM differs from the last one written for it."""
+        self.live.add(pid)
+        rec = self.procs.get(pid)
+        if rec is None:
+            rec = self.procs[pid] = {"pid": pid, "ppid": ppid, "first_ns": t, "last_ns": t, "hwm": hwm,
+                                     "hwm_t_ns": t, "last_hwm": hwm, "name": _comm(pid)}
+            return True
+        rec["last_ns"] = t
+        changed = hwm != rec["last_hwm"]
+        rec["last_hwm"] = hwm
+        if hwm > rec["hwm"]:
+            rec["hwm"], rec["hwm_t_ns"] = hwm, t
+        return changed
+
+    def tick(self, t: int, force: bool = False, every_ns: int = 1_000_000_000) -> None:
+        self.dirty = self.dirty or self.live != self.prev_live
+        if force or (self.dirty and t - self.written_ns >= every_ns):
+            write_json(self.path, {"root_pid": self.root, "written_ns": t,
+                                   "processes": [{k: v for k, v in r.items() if k != "last_hwm"}
+                                                 for r in self.procs.values()]})
+            self.dirty, self.written_ns = False, t
+        self.prev_live, self.live = self.live, set()
+
+
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness.core import peaks
 from memharness.core.atomic import read_json
-from memharness.core.records import CallRecord, read_calls, read_timeline, tree_rss_series
+from memharness.core.records import CallRecord, read_calls, read_memory_timeline, read_timeline, tree_rss_series
 from memharness.results.manifest import read_manifest
 
 TREE = "(process tree)"
@@ -93,6 +94,7 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
         "duration_s": sum(c.duration_s or 0.0 for c in done),
         "calls": len(done),
     }
+    out.update(peaks.call_figures(done))  # descendants' / tree peak during the call, private / file-backed
     g_start = _gpu_value(done[0].gpu_start, "allocated")
     if g_start is not None:
         out["gpu_start"] = g_start
@@ -113,7 +115,7 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
 def cell_figures(cell_dir: Path) -> dict[str, dict[str, float]]:
     """target -> folded figures for one cell, plus the TREE pseudo-target."""
     by_target: dict[str, list[CallRecord]] = {}
-    for rec in read_calls(cell_dir):
+    for rec in peaks.attach_peaks(cell_dir, read_calls(cell_dir)):
         if rec.target.startswith("phase:"):
             continue
         by_target.setdefault(rec.target, []).append(rec)
@@ -130,6 +132,7 @@ def cell_figures(cell_dir: Path) -> dict[str, dict[str, float]]:
             "duration_s": float(status.get("wall_seconds") or (t[-1] - t[0]) / 1e9),
             "calls": 1,
         }
+        out[TREE].update(peaks.tree_split(read_memory_timeline(cell_dir)))
     return out
 
 

@@ -12,6 +12,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE, read_memory_timeline
 from memharness.report import fmt, png
 from memharness.report.downsample import envelope
 from memharness.report.lanes import Span, assign_lanes, innermost_at
@@ -114,6 +115,7 @@ def timeline_figure(
         tx, vy = envelope(tree.t, tree.v, BUCKETS)
         label = "process tree (sum)" if series.procs else "process tree RSS"
         ax.plot(tx, vy / fmt.MiB, lw=1.3, color="black", label=label, zorder=3)
+        _draw_split(ax, cell, t0)
         k = int(np.argmax(tree.v))
         peak_s, peak_mib = float(tree.t[k]), float(tree.v[k] / fmt.MiB)
         inner = innermost_at(spans, peak_s)
@@ -151,6 +153,21 @@ def timeline_figure(
     axes[-1].set_xlabel("seconds from cell start")
     ax.set_xlim(0, x_end * 1.01)
     return fig, TimelineInfo(out or Path(), peak_mib, peak_s, peak_call, series.samples, len(spans), lanes)
+
+
+SPLIT_LINES = ((KIND_TREE_ANON, "private (RssAnon)", "#2ca02c"), (KIND_TREE_FILE, "file-backed (RssFile)", "#8c564b"))
+
+
+def _draw_split(ax, cell: Cell, t0: int) -> None:
+    """The tree's private and file-backed RSS (format version 2), dashed under the RSS line."""
+    rows = read_memory_timeline(cell.dir)
+    if not len(rows):
+        return
+    for kind, label, color in SPLIT_LINES:
+        sel = rows[rows["kind"] == kind]
+        if len(sel):
+            tx, vy = envelope((sel["t_ns"] - t0) / 1e9, sel["value"].astype(np.int64), BUCKETS)
+            ax.plot(tx, vy / fmt.MiB, lw=0.9, ls="--", color=color, label=f"tree {label}", zorder=2)
 
 
 def _mark_peak(ax, t: float, mib: float, x_end: float, call: str | None) -> None:
