@@ -84,3 +84,18 @@ def pipeline_sleeps(ids, texts, options, workdir) -> None:
     if options.get("pidfile"):
         Path(options["pidfile"]).write_text(str(os.getpid()))
     time.sleep(options.get("seconds", 600))
+
+
+def prepare_spike(ids, texts, options, workdir) -> None:
+    """A `prepare` step that needs options['prepare_mib'] for a moment (like an extension compile) and
+    leaves nothing behind."""
+    a = stage(options.get("prepare_mib", 1024))
+    time.sleep(options.get("hold_s", 0.3))
+    del a
+
+
+def pipeline_peaks(ids, texts, options, workdir, prepared=None) -> None:
+    """A run step that needs options['mib'] for a moment, then frees it."""
+    a = stage(options.get("mib", 300))
+    time.sleep(options.get("hold_s", 0.3))
+    del a

@@ -12,7 +12,12 @@ from typing import Any
 from memharness.core.atomic import write_text
 from memharness.report import fmt
 from memharness.report.aggregate import collect
-from memharness.report.runinfo import CellSeries, load_run
+from memharness.report.answer import answer
+from memharness.report.calltree import pipeline_tree
+from memharness.report.lead import lead_markdown
+from memharness.report.phases import CAPTIONS, CELL, RUN, run_window
+from memharness.report.predict import predictions
+from memharness.report.runinfo import Cell, CellSeries, RunInfo, Series, load_run
 
 
 @contextmanager
@@ -29,6 +34,53 @@ def _clear(out_dir: Path) -> None:
     for pattern in ("timeline-*.png", "compare-*.png", "scaling.png"):
         for f in out_dir.glob(pattern):
             f.unlink()
+
+
+def _run_seconds(cell: Cell) -> tuple[float, float] | None:
+    """The cell's `run` phase in seconds from its start (None: no phase records, use the whole cell)."""
+    w = run_window(cell.calls)
+    t0 = cell.t0_ns
+    if w.phase != RUN or t0 is None or w.start_ns is None:
+        return None
+    end = w.end_ns if w.end_ns is not None else (cell.end_ns() or w.start_ns)
+    return (w.start_ns - t0) / 1e9, (end - t0) / 1e9
+
+
+def run_part(cell: Cell, s: CellSeries) -> CellSeries:
+    """The tree line of a cell over its `run` phase, in seconds from the phase's start (the whole line when
+    the cell recorded no phases)."""
+    window = _run_seconds(cell)
+    if window is None or s.tree is None:
+        return s
+    a, b = window
+    keep = (s.tree.t >= a) & (s.tree.t <= b)
+    return CellSeries(Series(s.tree.label, s.tree.t[keep] - a, s.tree.v[keep]), samples=int(keep.sum()))
+
+
+def _compare_xlabel(run: RunInfo) -> str:
+    if any(_run_seconds(c) is not None for c in run.cells):
+        return "seconds from the start of the run phase"
+    return "seconds from cell start"
+
+
+def _window_note(run: RunInfo) -> str:
+    phases = {run_window(c.calls).phase for c in run.cells if c.status == "done"}
+    return CAPTIONS[RUN] if phases == {RUN} else CAPTIONS[CELL] if phases == {CELL} else "mixed"
+
+
+def _wanted_sizes(run: RunInfo) -> dict[str, list[int]]:
+    """Per pipeline, the scenario's sizes it has no finished cell for (failed, or not run)."""
+    from memharness.scenario import parse_size
+
+    spec = run.manifest.get("scenario_spec") or {}
+    sizes = set(run.sizes)
+    for s in spec.get("sizes", []) or []:
+        try:
+            sizes.add(parse_size(s))
+        except (ValueError, TypeError):
+            continue
+    done = {(c.pipeline, c.size) for c in run.cells if c.status == "done"}
+    return {p: sorted(s for s in sizes if (p, s) not in done) for p in run.pipelines}
 
 
 def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] | None = None) -> Path:
@@ -55,7 +107,6 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
     title = f"memharness tables: {run.scenario} / {run.run_id}"
     with _phase(timings, "tables"):
         tables = build_tables(rows, order)
-        write_tables(tables, out, title)
 
     colors = target_colors(order)
     pcolors = pipeline_colors(run.pipelines)
@@ -68,7 +119,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
             series[cell.id] = s
             if s.tree is None and not cell.calls:
                 continue
-            info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors)
+            info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors, _run_seconds(cell))
             timeline_info[cell.id] = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
                                       "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
             cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
@@ -82,14 +133,14 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
         for size in run.sizes:
             panels = []
             for p in run.pipelines:
-                cs = [(c, series[c.id]) for c in run.cells if c.pipeline == p and c.size == size
+                cs = [(c, run_part(c, series[c.id])) for c in run.cells if c.pipeline == p and c.size == size
                       and series[c.id].tree is not None]
                 if cs:
                     panels.append((p, cs))
             if len(panels) < 2:
                 continue
             path = out / f"compare-{fmt.size_label(size)}.png"
-            peaks = render_compare(size, panels, path, pcolors)
+            peaks = render_compare(size, panels, path, pcolors, xlabel=_compare_xlabel(run))
             cap = "; ".join(f"{p}: peak {v:.1f} MiB" for p, v in peaks.items())
             compares.append(Chart(f"{fmt.size_label(size)} documents: pipelines side by side", path, cap))
 
@@ -104,11 +155,21 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
                             for p, d in scaling.items() if d["peak_slope_mib_per_100k"] is not None)
             scaling_chart = Chart("Memory against collection size", path, cap)
 
+    with _phase(timings, "answer"):
+        ans = answer(run, rows, timeline_info)
+        trees = {p: pipeline_tree([c for c in run.cells if c.pipeline == p]) for p in run.pipelines}
+        trees = {p: t for p, t in trees.items() if t}
+        summary_rows = [r.to_dict() for r in rows]
+        preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
+        lead = lead_markdown(ans, trees, run, preds)
+        write_tables(tables, out, title, lead)
+
     with _phase(timings, "lineprof"):
         line_tables = copy_line_tables(run, out)
 
     with _phase(timings, "html"):
-        page = Page(run, tables, scaling_chart, compares, timelines, line_tables)
+        page = Page(run, tables, scaling_chart, compares, timelines, line_tables,
+                    extra={"answer": ans, "trees": trees, "predictions": preds})
         index = out / "index.html"
         write_text(index, render(page))
 
@@ -120,12 +181,16 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
         summary = {
             "format": "memharness-report", "version": 1, "scenario": run.scenario, "run_id": run.run_id,
             "units": "rows: bytes and seconds; scaling: MiB and MiB per 100k documents",
-            "rows": [r.to_dict() for r in rows],
+            "window": _window_note(run),
+            "answer": ans,
+            "rows": summary_rows,
             "tables": [{"target": t.target, "files": [f"tables/{t.file_stem}.{x}" for x in ("md", "csv", "json")]}
                        for t in tables],
             "failed_cells": failed,
             "missing_targets": missing_targets(run.cells),
             "scaling": scaling,
+            "predictions": preds,
+            "call_trees": {p: [n.to_dict() for n in t] for p, t in trees.items()},
             "timelines": timeline_info,
             "compare": [c.path.name for c in compares],
             "line_profiles": [str(lt.copy.relative_to(out)) for lt in line_tables],

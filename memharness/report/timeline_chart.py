@@ -48,8 +48,11 @@ def _hex(rgba) -> str:
 
 
 def render_timeline(
-    cell: Cell, series: CellSeries, out: Path, colors: dict[str, str] | None = None
+    cell: Cell, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
+    peak_window: tuple[float, float] | None = None,
 ) -> TimelineInfo:
+    """`peak_window`: (start, end) seconds from the cell's start where the marked peak is looked for (the
+    `run` phase); the whole timeline when None."""
     colors = dict(colors or {})
     t0 = cell.t0_ns or 0
     end_ns = cell.end_ns() or t0
@@ -105,7 +108,9 @@ def render_timeline(
         tx, vy = envelope(tree.t, tree.v, BUCKETS)
         label = "process tree (sum)" if series.procs else "process tree RSS"
         ax.plot(tx, vy / fmt.MiB, lw=1.3, color="black", label=label, zorder=3)
-        k = int(np.argmax(tree.v))
+        inside = (np.ones(len(tree.t), dtype=bool) if peak_window is None
+                  else (tree.t >= peak_window[0]) & (tree.t <= peak_window[1]))
+        k = int(np.flatnonzero(inside)[np.argmax(tree.v[inside])]) if inside.any() else int(np.argmax(tree.v))
         peak_s, peak_mib = float(tree.t[k]), float(tree.v[k] / fmt.MiB)
         inner = innermost_at(spans, peak_s)
         peak_call = inner.call.target if inner else None

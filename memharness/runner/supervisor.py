@@ -177,7 +177,9 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
     if info:
         fingerprint.update({k: v for k, v in info.items()})
         write_json(cell_dir / "fingerprint.json", fingerprint)
-    peak = int(header.get("peak_tree_rss", 0))
+    from memharness.report.phases import run_tree_peak  # the run phase's tree peak, the report's figure
+
+    peak = run_tree_peak(cell_dir) or int(header.get("peak_tree_rss", 0))
     outcome = CellOutcome(status, cause, message, (t1 - t0) / 1e9, peak)
     write_json(cell_dir / "status.json", {
         "status": status, "cause": cause, "message": message, "exit_code": rc, "t_start_ns": t0, "t_end_ns": t1,
