@@ -9,6 +9,7 @@ from typing import Any
 
 from memharness.report import fmt
 from memharness.report.aggregate import TREE, Row
+from memharness.report.phases import exact_peak_call
 from memharness.report.runinfo import RunInfo
 
 CLOSE = 1.05  # peaks within 5% of each other are called "about the same"
@@ -26,11 +27,18 @@ def call_name(target: str | None) -> str | None:
 
 
 def _peak_call(run: RunInfo, timelines: dict[str, dict[str, Any]], pipeline: str, size: int) -> str | None:
-    """The call named at the run-phase peak; with repeats, the one named most often (ties: the repeat
-    with the highest peak)."""
-    infos = [timelines[c.id] for c in run.cells
-             if c.pipeline == pipeline and c.size == size and c.status == "done" and c.id in timelines]
-    named = [i for i in infos if i.get("peak_call")]
+    """The call open at the run-phase peak: from the calls' exact peaks when the main process held the
+    peak (`phases.exact_peak_call`), else the innermost call open at the highest timeline sample. With
+    repeats, the call named most often (ties: the repeat with the highest peak)."""
+    named = []
+    for c in run.cells:
+        if c.pipeline != pipeline or c.size != size or c.status != "done" or c.id not in timelines:
+            continue
+        info = timelines[c.id]
+        tree_peak = (info.get("peak_mib") or 0) * fmt.MiB
+        call = exact_peak_call(c.calls, tree_peak) or info.get("peak_call")
+        if call:
+            named.append({"peak_call": call, "peak_mib": info.get("peak_mib")})
     if not named:
         return None
     counts = Counter(i["peak_call"] for i in named)

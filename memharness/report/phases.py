@@ -145,6 +145,20 @@ def cell_tree_figures(cell_dir: Path, calls: list[CallRecord] | None = None,
     return out
 
 
+def exact_peak_call(calls: list[CallRecord], tree_peak: float, share: float = 0.95) -> str | None:
+    """The innermost wrapped call of the main process during which that process reached its `run`-phase
+    peak (from the calls' exact peaks, so no sampling interval blurs it); None when the run recorded no
+    phase or when the main process held less than `share` of the tree's peak (a worker held it)."""
+    run = phase_window(calls, RUN)
+    if run is None or run.peak_rss is None or run.peak_rss < share * tree_peak:
+        return None
+    phase = next(c for c in calls if c.target == f"phase:{RUN}" and c.depth == 0)
+    end = run.end_ns if run.end_ns is not None else float("inf")
+    held = [c for c in calls if c.pid == phase.pid and not c.target.startswith("phase:") and c.peak_rss is not None
+            and run.start_ns <= c.t_start_ns <= end and c.peak_rss >= run.peak_rss - (1 << 20)]
+    return max(held, key=lambda c: (c.depth, c.t_start_ns)).target if held else None
+
+
 def run_tree_peak(cell_dir: Path) -> int | None:
     """The tree peak over the `run` phase (None when the cell recorded no `run` phase or no sample):
     what `status.json`'s `peak_tree_rss` holds."""
