@@ -208,6 +208,9 @@ def budget_lines(rows: list[dict[str, Any]], pipelines: list[str], budget: int |
             f = fit_rows(rows, p, metric)
             if f is None:
                 have = sorted(_rows_metric(rows, p, metric))
+                if not have and metric != "peak":
+                    lines.append(f"  {p}: no GPU memory recorded")
+                    continue
                 lines.append(f"  {p}: cannot predict ({len(have)} measured size{'s' * (len(have) != 1)}; "
                              "a fit needs 2)")
                 continue
