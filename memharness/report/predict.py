@@ -76,8 +76,9 @@ class Fit:
         """The largest size whose predicted peak is within `budget_mib` (inf when the peak does not grow,
         None when even the smallest size does not fit the model's range)."""
         a, b = self.params
-        if b <= 0:
-            return math.inf if self.predict(max(self.sizes)) <= budget_mib else None
+        top = self.predict(max(self.sizes))
+        if self.predict(10 * max(self.sizes)) - top <= 1e-6 * abs(top):  # flat or shrinking
+            return math.inf if top <= budget_mib else None
         if self.model == "linear":
             x = (budget_mib - a) / b
         else:
@@ -125,7 +126,7 @@ def fit_sizes(sizes: Iterable[int], values: Iterable[float]) -> Fit | None:
     return Fit(model, params, [int(s) for s in x], [float(v) for v in y], loo, check)
 
 
-def _rows_metric(rows: list[dict[str, Any]], pipeline: str, metric: str) -> dict[int, float]:
+def measured(rows: list[dict[str, Any]], pipeline: str, metric: str) -> dict[int, float]:
     """size -> MiB of one pipeline's process-tree figure; for `gpu_nvml_peak` of runs whose tree rows lack
     it, the highest figure of any wrapped call at that size."""
     out: dict[int, float] = {}
@@ -143,7 +144,7 @@ def _rows_metric(rows: list[dict[str, Any]], pipeline: str, metric: str) -> dict
 def fit_rows(rows: list[dict[str, Any]], pipeline: str, metric: str = "peak",
              max_size: int | None = None) -> Fit | None:
     """Fit a pipeline's process-tree `metric` (MiB) from summary rows, using sizes up to `max_size`."""
-    points = {s: v for s, v in _rows_metric(rows, pipeline, metric).items() if max_size is None or s <= max_size}
+    points = {s: v for s, v in measured(rows, pipeline, metric).items() if max_size is None or s <= max_size}
     return fit_sizes(points.keys(), points.values()) if points else None
 
 
@@ -186,10 +187,11 @@ def _size_text(x: float | None) -> str:
         return "none"
     if math.isinf(x):
         return "any size"
+    x = float(f"{x:.3g}")  # three significant digits
     if x >= 1e6:
-        return f"{x / 1e6:.3g}M"
+        return f"{x / 1e6:g}M"
     if x >= 1e3:
-        return f"{x / 1e3:.3g}k"
+        return f"{x / 1e3:g}k"
     return f"{int(x)}"
 
 
@@ -207,7 +209,7 @@ def budget_lines(rows: list[dict[str, Any]], pipelines: list[str], budget: int |
         for p in pipelines:
             f = fit_rows(rows, p, metric)
             if f is None:
-                have = sorted(_rows_metric(rows, p, metric))
+                have = sorted(measured(rows, p, metric))
                 if not have and metric != "peak":
                     lines.append(f"  {p}: no GPU memory recorded")
                     continue
@@ -221,6 +223,9 @@ def budget_lines(rows: list[dict[str, Any]], pipelines: list[str], budget: int |
             bar = ("no error bar (needs 3 measured sizes)" if ans["error"] is None else
                    f"{_size_text(ans['low'])}–{_size_text(ans['high'])} within the ±{ans['error'] * 100:.1f}% "
                    f"error of predicting {_size_text(f.largest_check['size'])} from the smaller sizes")
+            far = ans["size"] / max(f.sizes)
+            warn = (f"; {far:.0f}x beyond the largest measured size, where the model is a guess" if far > 4
+                    and not math.isinf(far) else "")
             lines.append(f"  {p}: up to {_size_text(ans['size'])} documents ({bar}); {f.model} fit "
-                         f"on {', '.join(_size_text(s) for s in f.sizes)}: {f.formula()}")
+                         f"on {', '.join(_size_text(s) for s in f.sizes)}: {f.formula()}{warn}")
     return lines
