@@ -12,7 +12,8 @@ from memharness.report.runinfo import RunInfo
 
 SUMMARY_NOTE = ("Process-tree figures over the run phase only (imports, extension compiles and model loads "
                 "happen in `prepare` and are left out). *× smallest*: peak divided by the lowest peak at that "
-                "size. *Peak inside*: the innermost wrapped call open at the sampled peak.")
+                "size. *Peak inside*: the innermost wrapped call open when the peak was reached (from the calls' exact "
+                "peaks when the main process held it, else at the highest timeline sample).")
 TREE_NOTE = ("Wrapped calls nested as they ran (per cell, median over repeats). A row naming several calls "
              "joined by → is a chain of wrappers whose start, final and peak differ by at most "
              f"{calltree.SAME_MIB:g} MiB at every size. `phase:*` rows are the cell's steps; their peaks are "
@@ -46,8 +47,8 @@ def prediction_rows(preds: dict[str, dict[str, Any]]) -> tuple[list[str], list[l
                 f"{fmt.size_label(x['size'])}: {x['predicted_mib']:.0f} MiB"
                 + ("" if x["low_mib"] is None else f" ({x['low_mib']:.0f}–{x['high_mib']:.0f})")
                 for x in d["predictions"]) or "–"
-            rows.append([p, METRIC_NAMES.get(metric, metric), d["formula"], _loo(d["loo_mean_relative_error"]),
-                         check, predicted])
+            rows.append([p, METRIC_NAMES.get(metric, metric), f"{d['model']}: {d['formula']}",
+                         _loo(d["loo_mean_relative_error"]), check, predicted])
     return head, rows
 
 

@@ -69,7 +69,9 @@ class Fit:
     def formula(self) -> str:
         a, b = self.params
         if self.model == "linear":
-            return f"peak = {a:.1f} MiB + {b * 1e5:.1f} MiB per 100k documents"
+            top = max(self.sizes)
+            per = 100_000 if top >= 100_000 else 10 ** max(0, int(math.log10(top)))
+            return f"peak = {a:.1f} MiB + {b * per:.1f} MiB per {_size_text(per)} documents"
         return f"peak = {a:.4g} MiB x size^{b:.3f}"
 
     def max_size(self, budget_mib: float) -> float | None:
