@@ -116,3 +116,12 @@ def test_window_selects_samples_and_prefers_exact_readings():
     prep = tree_figures(rows, Window(PREPARE, 0, int(2.2e9)))
     assert prep["peak"] / MiB == 1200
     assert tree_figures(rows[:0], Window(RUN, 0, 10)) == {}
+
+
+def test_callable_prepare_option_is_validated():
+    from memharness.scenario.options import validate_options
+
+    ok, issues = validate_options("callable", {"function": "a.b:run", "prepare": "a.b:load", "k": 1})
+    assert issues == [] and ok == {"function": "a.b:run", "prepare": "a.b:load", "k": 1}
+    _, issues = validate_options("callable", {"function": "a.b:run", "prepare": "load"})
+    assert issues == [(("prepare",), "invalid function 'load': expected package.module:function")]

@@ -115,7 +115,12 @@ def render_timeline(
         inner = innermost_at(spans, peak_s)
         peak_call = inner.call.target if inner else None
         _mark_peak(ax, peak_s, peak_mib, x_end, peak_call)
-        ax.set_ylim(0, peak_mib * 1.22 if peak_mib > 0 else 1)
+        top_mib = float(tree.v.max() / fmt.MiB)  # a higher spike outside the window (prepare) stays in view
+        if top_mib > peak_mib * 1.001:
+            j = int(np.argmax(tree.v))
+            ax.annotate(f"{top_mib:.1f} MiB outside the run phase", xy=(float(tree.t[j]), top_mib),
+                        xytext=(4, -12), textcoords="offset points", fontsize=7.5, color="#555", zorder=6)
+        ax.set_ylim(0, max(peak_mib, top_mib) * 1.22 if top_mib > 0 else 1)
         for other in axes[1:]:
             other.axvline(peak_s, color="#d62728", ls=":", lw=1, zorder=4)
     else:
