@@ -97,3 +97,20 @@ def test_call_names_in_sentences():
     assert call_name(KMEANS) == "compute_pytorch_kmeans"
     assert call_name(ENCODE) == "CollectionEncoder.encode_passages"
     assert call_name(None) is None
+
+
+def test_compare_tree_row_is_the_run_phase(tmp_path):
+    """A heavier `prepare` (say, an extension compile) is not a regression of the pipeline's memory."""
+    from memharness.compare import compare
+
+    def cells(prepare_mib: float) -> list[FakeCell]:
+        return [FakeCell("colbert", 200, repeat=r, calls=_colbert(1000 + r), prepare_peak_mib=prepare_mib)
+                for r in range(3)]
+
+    base = make_run(tmp_path, cells(800.0), run_id="base")
+    cur = make_run(tmp_path, cells(3000.0), run_id="cur")
+    result = compare(str(base), str(cur))
+    (tree,) = [r for r in result.rows if r.target == TREE]
+    assert tree.values_base == tree.values_current == [1000 * MiB, 1001 * MiB, 1002 * MiB]
+    assert not result.regressed
+    assert not any(r.target == TREE_PREPARE for r in result.rows)

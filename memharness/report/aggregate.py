@@ -131,8 +131,9 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
     return manifest
 
 
-def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",)) -> list[Row]:
-    """Aggregated rows of a run, ordered by pipeline (scenario order), size, target."""
+def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",), prepare: bool = False) -> list[Row]:
+    """Aggregated rows of a run, ordered by pipeline (scenario order), size, target. `prepare`: include the
+    prepare-phase tree rows (`TREE_PREPARE`), which the report shows and `compare` leaves out."""
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
     pipeline_order = {p["name"]: i for i, p in enumerate(manifest.get("scenario_spec", {}).get("pipelines", []))}
@@ -142,6 +143,8 @@ def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",)) -> list[Row]:
             continue
         figures = cell_figures(run_dir / cell["dir"])
         for target, fig in figures.items():
+            if target == TREE_PREPARE and not prepare:
+                continue
             key = (cell["pipeline"], int(cell["size"]), target)
             row = rows.setdefault(key, Row(cell["pipeline"], cell.get("kind", ""), int(cell["size"]), target))
             for metric, value in fig.items():

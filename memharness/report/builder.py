@@ -103,7 +103,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
         _clear(out)
         order = run.target_order()
     with _phase(timings, "aggregate"):
-        rows = collect(run.dir)
+        rows = collect(run.dir, prepare=True)
     title = f"memharness tables: {run.scenario} / {run.run_id}"
     with _phase(timings, "tables"):
         tables = build_tables(rows, order)
