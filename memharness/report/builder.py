@@ -104,6 +104,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
         order = run.target_order()
     with _phase(timings, "aggregate"):
         rows = collect(run.dir, prepare=True)
+        summary_rows = [r.to_dict() for r in rows]
     title = f"memharness tables: {run.scenario} / {run.run_id}"
     with _phase(timings, "tables"):
         tables = build_tables(rows, order)
@@ -147,9 +148,10 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
     scaling_chart = None
     with _phase(timings, "scaling"):
         scaling = scaling_data(rows, run.pipelines)
+        preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
         if any(len(set(d["sizes"])) >= 2 for d in scaling.values()):
             path = out / "scaling.png"
-            render_scaling(scaling, path, pcolors)
+            render_scaling(scaling, path, pcolors, preds)
             cap = "; ".join(f"{p}: peak {fmt.signed(d['peak_slope_mib_per_100k'])}, final "
                             f"{fmt.signed(d['final_slope_mib_per_100k'])} MiB per 100k documents"
                             for p, d in scaling.items() if d["peak_slope_mib_per_100k"] is not None)
@@ -159,8 +161,6 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
         ans = answer(run, rows, timeline_info)
         trees = {p: pipeline_tree([c for c in run.cells if c.pipeline == p]) for p in run.pipelines}
         trees = {p: t for p, t in trees.items() if t}
-        summary_rows = [r.to_dict() for r in rows]
-        preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
         lead = lead_markdown(ans, trees, run, preds)
         write_tables(tables, out, title, lead)
 
