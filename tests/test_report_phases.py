@@ -125,3 +125,20 @@ def test_callable_prepare_option_is_validated():
     assert issues == [] and ok == {"function": "a.b:run", "prepare": "a.b:load", "k": 1}
     _, issues = validate_options("callable", {"function": "a.b:run", "prepare": "load"})
     assert issues == [(("prepare",), "invalid function 'load': expected package.module:function")]
+
+
+def test_a_vfork_child_sharing_its_parents_memory_is_counted_once():
+    """Measured in the quickstart: a vfork child reads its parent's RSS to the byte for one tick."""
+    from memharness.core.records import KIND_PROC_RSS
+    from memharness.report.phases import tree_rows
+
+    ticks = [(0, [(1, 790 * MiB)]), (1, [(1, 790 * MiB), (2, 790 * MiB)]), (2, [(1, 791 * MiB), (2, 240 * 1024)]),
+             (3, [(1, 800 * MiB), (3, 300 * MiB), (4, 300 * MiB), (5, 300 * MiB)])]
+    rows = []
+    for t, procs in ticks:
+        rows += [(t * 10**9, pid, KIND_PROC_RSS, -1, v) for pid, v in procs]
+        rows.append((t * 10**9, 0, KIND_TREE_RSS, -1, sum(v for _, v in procs)))
+    arr = np.array(rows, dtype=timeline_dtype())
+    tree = tree_rows(arr)
+    assert [int(v) for v in tree["value"]] == [790 * MiB, 790 * MiB, 791 * MiB + 240 * 1024, 1100 * MiB]
+    assert tree_figures(arr, Window(CELL))["peak"] == 1100 * MiB

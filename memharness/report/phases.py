@@ -20,6 +20,7 @@ from memharness.core.atomic import read_json
 from memharness.core.records import (
     KIND_GPU_TREE_USED,
     KIND_GPU_USED,
+    KIND_PROC_RSS,
     KIND_TREE_RSS,
     CallRecord,
     read_calls,
@@ -71,6 +72,36 @@ def run_window(calls: list[CallRecord]) -> Window:
     return phase_window(calls, RUN) or Window(CELL)
 
 
+SHARED_MIN = 1 << 20  # equal readings below this are not taken for a shared address space
+
+
+def tree_rows(rows: np.ndarray) -> np.ndarray:
+    """The whole-tree RSS rows (kind 1) in time order, each process's memory counted once.
+
+    A child started with `vfork` (Python's subprocess and multiprocessing's helpers start theirs so)
+    shares its parent's address space until it execs, and reads the parent's RSS to the byte; a plain
+    `fork` child starts with the same. The sampler's sum counts that memory twice, a spike that is not
+    there (a 790 MiB process read as 1580 MiB for one tick). Processes with exactly equal RSS (above
+    1 MiB) in one tick are counted once here."""
+    tree = rows[rows["kind"] == KIND_TREE_RSS]
+    if len(tree) and np.any(np.diff(tree["t_ns"]) < 0):
+        tree = tree[np.argsort(tree["t_ns"], kind="stable")]
+    procs = rows[(rows["kind"] == KIND_PROC_RSS) & (rows["value"] >= SHARED_MIN)]
+    if len(procs) < 2 or not len(tree):
+        return tree
+    pairs, counts = np.unique(np.stack([procs["t_ns"], procs["value"]], axis=1), axis=0, return_counts=True)
+    dup = counts > 1
+    if not dup.any():
+        return tree
+    extra_t = pairs[dup, 0]
+    extra_v = pairs[dup, 1] * (counts[dup] - 1)
+    tree = tree.copy()
+    idx = np.searchsorted(tree["t_ns"], extra_t)
+    ok = (idx < len(tree)) & (tree["t_ns"][np.minimum(idx, len(tree) - 1)] == extra_t)
+    np.subtract.at(tree["value"], idx[ok], extra_v[ok])
+    return tree
+
+
 def _select(t: np.ndarray, window: Window) -> np.ndarray:
     sel = np.ones(len(t), dtype=bool)
     if window.start_ns is not None:
@@ -96,9 +127,7 @@ def tree_figures(rows: np.ndarray, window: Window, wall_seconds: float | None = 
     """Process-tree figures over `window` from timeline rows (`read_timeline`): start, final, increment,
     peak, peak_over_start, duration_s (and gpu_nvml_peak when GPU memory was sampled). Empty when the
     window holds no sample and no exact reading."""
-    tree = rows[rows["kind"] == KIND_TREE_RSS]
-    if len(tree) and np.any(np.diff(tree["t_ns"]) < 0):
-        tree = tree[np.argsort(tree["t_ns"], kind="stable")]
+    tree = tree_rows(rows)
     t, v = tree["t_ns"], tree["value"].astype(np.int64)
     inside = _select(t, window)
     tv, vv = t[inside], v[inside]
