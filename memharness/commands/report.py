@@ -66,6 +66,9 @@ def summary_text(index: Path) -> str:
     out = index.parent
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     lines = [f"report: {index}", f"tables: {out / 'tables.md'}"]
+    answer = summary.get("answer") or {}
+    if answer.get("sizes"):  # the report's lead: one sentence per size, run-phase figures
+        lines += ["", "summary (run phase):"] + [f"  {s['sentence']}" for s in answer["sizes"]] + [""]
     rows_by_target: dict[str, list[dict]] = {}
     for r in summary["rows"]:
         rows_by_target.setdefault(r["target"], []).append(r)
