@@ -108,6 +108,10 @@ def execute(req: RunRequest, console) -> tuple[int, Path | None]:
 
             index = build(run_dir)
             console.print(f"report: {index}", highlight=False)
+            from memharness.core.atomic import read_json
+
+            for line in ((read_json(index.parent / "summary.json", {}) or {}).get("answer") or {}).get("sizes", []):
+                console.print(f"  {line['sentence']}", highlight=False)  # the report's lead, run phase
         except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
             print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "
                   f"retry with: memharness report {run_dir}", file=sys.stderr)
