@@ -180,7 +180,8 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
                   for c in run.cells if c.status != "done"]
         summary = {
             "format": "memharness-report", "version": 1, "scenario": run.scenario, "run_id": run.run_id,
-            "units": "rows: bytes and seconds; scaling: MiB and MiB per 100k documents",
+            "units": "rows, answer, call_trees: bytes and seconds; scaling, predictions: MiB (scaling slopes per 100k "
+                     "documents)",
             "window": _window_note(run),
             "answer": ans,
             "rows": summary_rows,
