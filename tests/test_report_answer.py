@@ -16,6 +16,7 @@ MiB = 1 << 20
 OUTER = "ragatouille.RAGPretrainedModel.RAGPretrainedModel.index"
 WRAP1 = "ragatouille.models.colbert.ColBERT.index"
 WRAP2 = "ragatouille.models.index.PLAIDModelIndex.build"
+PROCESS = "ragatouille.RAGPretrainedModel.RAGPretrainedModel._process_corpus"
 KMEANS = "ragatouille.models.torch_kmeans.compute_pytorch_kmeans"
 ENCODE = "colbert.indexing.collection_encoder.CollectionEncoder.encode_passages"
 INDEX = "colbert.indexer.Indexer.index"
@@ -25,6 +26,7 @@ def _rag(peak: float) -> list[FakeCall]:
     """Three wrappers with identical figures around k-means (the peak) and an encode step."""
     inner = [FakeCall(ENCODE, 300, 500, 700, 1.2, 2.0), FakeCall(KMEANS, 500, 520, peak, 2.5, 4.0)]
     return [FakeCall(OUTER, 200, 600, peak, 1.0, 5.0, children=[
+        FakeCall(PROCESS, 200, 200, 200, 1.01, 1.02),  # a small step of the outer wrapper
         FakeCall(WRAP1, 200, 600, peak, 1.05, 4.95, children=[
             FakeCall(WRAP2, 200.5, 600.5, peak, 1.1, 4.9, children=inner)])])]
 
@@ -82,7 +84,8 @@ def test_call_tree_collapses_identical_wrappers(run):
     rows = [line.split(" | ")[0].removeprefix("| ") for line in rag.splitlines() if line.startswith("| ")][1:]
     assert rows == ["phase:prepare", "phase:run",
                     "\u2003RAGPretrainedModel.index → ColBERT.index → PLAIDModelIndex.build",
-                    "\u2003\u2003CollectionEncoder.encode_passages", "\u2003\u2003torch_kmeans.compute_pytorch_kmeans"]
+                    "\u2003\u2003RAGPretrainedModel._process_corpus", "\u2003\u2003CollectionEncoder.encode_passages",
+                    "\u2003\u2003torch_kmeans.compute_pytorch_kmeans"]
     (chain_line,) = [line for line in rag.splitlines() if "PLAIDModelIndex.build |" in line]
     assert "PLAIDModelIndex.build | 1500.0 MiB | 1300.0 MiB |" in chain_line  # at 200: peak, peak over start
     s = json.loads((run / "report" / "summary.json").read_text())

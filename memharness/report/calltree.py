@@ -1,5 +1,6 @@
 """One call tree per pipeline: wrapped calls nested as they ran, figures per collection size, and chains
-of wrappers whose figures are identical collapsed into one row that names them all.
+of wrappers whose figures are identical collapsed into one row that names them all (a wrapper's other,
+smaller calls then hang under that row).
 
 A node is a path of targets from a phase (`phase:run` > `Indexer.index` > `CollectionIndexer.setup`), so a
 function called from two places gets two rows. Calls of a child process hang under the call that was open
@@ -89,12 +90,17 @@ def _same(a: Node, b: Node) -> bool:
 
 
 def _collapse(node: Node, depth: int) -> Node:
+    """Merge into `node` the one child whose figures are the node's (a wrapper calling the real work),
+    repeatedly; the merged child's siblings and children hang under the merged row, in call order."""
     node.depth = depth
-    while len(node.children) == 1 and _same(node, node.children[0]) \
-            and not node.names[0].startswith("phase:"):
-        only = node.children[0]
-        node.names += only.names
-        node.children = only.children
+    while not node.names[0].startswith("phase:"):
+        same = [c for c in node.children if _same(node, c)]
+        if len(same) != 1:
+            break
+        (inner,) = same
+        i = node.children.index(inner)
+        node.names += inner.names
+        node.children = node.children[:i] + inner.children + node.children[i + 1:]
     node.children = [_collapse(c, depth + 1) for c in node.children]
     return node
 
