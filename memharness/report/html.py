@@ -47,7 +47,7 @@ summary { cursor: pointer; }
 .bad { color: var(--accent); font-weight: 600; }
 .ok { color: #1a7f37; font-weight: 600; }
 .headline { font-size: 17px; font-weight: 600; margin: 8px 0; }
-table.calltree td:first-child { white-space: pre; }
+table.calltree td:first-child { white-space: pre-wrap; max-width: 640px; }
 """
 
 
