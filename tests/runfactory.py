@@ -45,13 +45,16 @@ class FakeCell:
     base_mib: float = 100.0
     gpu_samples: bool = False
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # when set: a `phase:prepare` call needing this much before the calls, which run inside `phase:run`
+    prepare_peak_mib: float | None = None
 
 
 def cell_id(cell: FakeCell) -> str:
     return f"{cell.pipeline}__{cell.size}__r{cell.repeat}"
 
 
-def _write_calls(path: Path, calls: list[FakeCall], pid: int, t0_ns: int) -> None:
+def _write_calls(path: Path, calls: list[FakeCall], pid: int, t0_ns: int,
+                 phases: tuple[tuple[float, float, float], tuple[float, float], float] | None = None) -> None:
     counter = [0]
     lines: list[dict[str, Any]] = [{"ev": "P", "v": 1, "pid": pid, "ppid": 1, "argv": ["fake"], "t": t0_ns,
                                     "start_method": "main"}]
@@ -69,8 +72,14 @@ def _write_calls(path: Path, calls: list[FakeCall], pid: int, t0_ns: int) -> Non
                       "peak_rss": int(call.peak_mib * MiB), "peak_method": "hwm", "children_rss": 0,
                       "children_peak_rss": 0, "error": None, "gpu": call.gpu})
 
-    for call in calls:
-        emit(call, None, 0)
+    if phases is not None:  # prepare, then run holding the calls
+        (p0, p1, prep_peak), (r0, r1), base = phases
+        emit(FakeCall("phase:prepare", base, base, prep_peak, p0, p1), None, 0)
+        emit(FakeCall("phase:run", base, base, max([base] + [c.peak_mib for c in calls]), r0, r1,
+                      children=list(calls)), None, 0)
+    else:
+        for call in calls:
+            emit(call, None, 0)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
 
@@ -82,6 +91,10 @@ def _write_timeline(cell_dir: Path, cell: FakeCell, pid: int, t0_ns: int, durati
     for call in cell.calls:  # a plateau at each top-level call's peak
         inside = (t >= t0_ns + call.t0 * 1e9) & (t <= t0_ns + call.t1 * 1e9)
         level[inside] = int(call.peak_mib * MiB)
+    if cell.prepare_peak_mib is not None:  # prepare's spike, between 0.05 s and the first call
+        first = min([c.t0 for c in cell.calls] + [0.5])
+        inside = (t >= t0_ns + 0.05e9) & (t <= t0_ns + (first - 0.1) * 1e9)
+        level[inside] = int(cell.prepare_peak_mib * MiB)
     rows_per_tick = 2 + (1 if cell.gpu_samples else 0)
     rows = np.zeros(n * rows_per_tick, dtype=timeline_dtype())
     rows["t_ns"] = np.repeat(t, rows_per_tick)
@@ -112,7 +125,12 @@ def make_run(root: Path, cells: list[FakeCell], scenario: str = "fake", run_id: 
         pid = 1000 + i
         t0_ns = 10**12 + i * 10**11
         duration = max([c.t1 for c in cell.calls] + [1.0]) + 0.5
-        _write_calls(cdir / "calls" / f"{pid}.jsonl", cell.calls, pid, t0_ns)
+        phases = None
+        if cell.prepare_peak_mib is not None:  # prepare from 0.05 s to just before the first call
+            first = min([c.t0 for c in cell.calls] + [0.5])
+            last = max([c.t1 for c in cell.calls] + [first + 0.1])
+            phases = ((0.05, first - 0.1, cell.prepare_peak_mib), (first - 0.05, last + 0.05), cell.base_mib)
+        _write_calls(cdir / "calls" / f"{pid}.jsonl", cell.calls, pid, t0_ns, phases)
         _write_timeline(cdir, cell, pid, t0_ns, duration)
         write_json(cdir / "status.json", {"status": cell.status, "cause": cell.cause, "message": cell.cause or "",
                                           "exit_code": 0 if cell.status == "done" else 1, "t_start_ns": t0_ns,

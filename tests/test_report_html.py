@@ -111,7 +111,8 @@ def test_chromium_renders_tables_and_images(report, tmp_path):
     assert int(attrs["results"]) == len(summary["tables"]) == 3  # tree, Indexer.index, setup
     assert int(attrs["result-rows"]) == len(summary["rows"]) == 12
     # + failed cells, environment (common + differing), missing targets (none: a note, no table)
-    assert int(attrs["tables"]) == 3 + 1 + 2
+    # + the lead: summary, one call tree per pipeline (2), predicted sizes
+    assert int(attrs["tables"]) == 3 + 1 + 2 + 1 + 2 + 1
     assert int(attrs["pre"]) == 2  # the line profile and the scenario
 
 

@@ -131,3 +131,18 @@ def pipeline_fills_disk(ids, texts, options, workdir) -> None:
     with open(options["fill"], "wb", buffering=0) as fh:
         while True:
             fh.write(block)  # raises OSError(ENOSPC) once the disk is full
+
+
+def prepare_spike(ids, texts, options, workdir) -> None:
+    """A `prepare` step that needs options['prepare_mib'] for a moment (like an extension compile) and
+    leaves nothing behind."""
+    a = stage(options.get("prepare_mib", 1024))
+    time.sleep(options.get("hold_s", 0.3))
+    del a
+
+
+def pipeline_peaks(ids, texts, options, workdir, prepared=None) -> None:
+    """A run step that needs options['mib'] for a moment, then frees it."""
+    a = stage(options.get("mib", 300))
+    time.sleep(options.get("hold_s", 0.3))
+    del a

@@ -14,12 +14,17 @@ def register(app: typer.Typer) -> None:
     def report(
         run_dir: Path = typer.Argument(..., help="A run folder: results/<scenario>/<run-id>."),
         output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of RUN_DIR/report."),
+        budget: str | None = typer.Option(None, "--budget", help="RAM budget (24GiB): print the largest size "
+                                          "each pipeline is predicted to fit, with the error bar."),
+        gpu_budget: str | None = typer.Option(None, "--gpu-budget", help="GPU memory budget (80GiB), likewise."),
     ) -> None:
         """Render per-function tables (Markdown, CSV, JSON), timelines, pipeline comparison and scaling
         charts, and one self-contained index.html from what is on disk in RUN_DIR."""
         from memharness.report import build
         from memharness.report.builder import ReportWriteError
         from memharness.results.manifest import BrokenRunError
+
+        _budgets(budget, gpu_budget)  # a bad budget fails before rendering
 
         try:
             index = build(run_dir, output)
@@ -35,6 +40,34 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"memharness report: {exc}; choose a writable --output", err=True)
             raise typer.Exit(2) from None
         typer.echo(summary_text(index))
+        if budget is not None or gpu_budget is not None:
+            typer.echo(budget_text(index, budget, gpu_budget))
+
+
+def _budgets(*values: str | None) -> list[int | None]:
+    """The budgets in bytes; a bad one exits with code 2 before anything is rendered."""
+    from memharness.scenario import parse_memory
+
+    out = []
+    for flag, value in zip(("--budget", "--gpu-budget"), values, strict=True):
+        try:
+            out.append(None if value is None else parse_memory(value))
+        except ValueError as exc:
+            typer.echo(f"memharness report: {flag}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    return out
+
+
+def budget_text(index: Path, budget: str | None, gpu_budget: str | None) -> str:
+    """What `report --budget/--gpu-budget` adds: per pipeline, the largest size predicted to fit."""
+    import json
+
+    from memharness.report.predict import budget_lines
+
+    summary = json.loads((index.parent / "summary.json").read_text(encoding="utf-8"))
+    pipelines = list(dict.fromkeys(r["pipeline"] for r in summary["rows"]))
+    b, g = _budgets(budget, gpu_budget)
+    return "\n".join(["", *budget_lines(summary["rows"], pipelines, b, g)])
 
 
 def summary_text(index: Path) -> str:
@@ -44,6 +77,9 @@ def summary_text(index: Path) -> str:
     out = index.parent
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     lines = [f"report: {index}", f"tables: {out / 'tables.md'}"]
+    answer = summary.get("answer") or {}
+    if answer.get("sizes"):  # the report's lead: one sentence per size, run-phase figures
+        lines += ["", "summary (run phase):"] + [f"  {s['sentence']}" for s in answer["sizes"]] + [""]
     rows_by_target: dict[str, list[dict]] = {}
     for r in summary["rows"]:
         rows_by_target.setdefault(r["target"], []).append(r)

@@ -1,8 +1,12 @@
 """Pipeline kind `callable`: any importable function `pkg.module:function`.
 
 It is called as `function(ids, texts, options, workdir)` with the corpus slice, the pipeline's options
-(minus `function`) and the cell's work folder. This is how PyLate, sentence-transformers or in-house
-indexing code is profiled, and how the runner's own tests drive calibrated workloads.
+(minus `function` and `prepare`) and the cell's work folder. This is how PyLate, sentence-transformers or
+in-house indexing code is profiled, and how the runner's own tests drive calibrated workloads.
+
+The optional `prepare` option names a second function, called the same way in the cell's `prepare` phase
+(model loads, warm-ups, compiles) so the report's run-phase figures leave it out; when it returns
+something other than None, `function` gets it as the keyword argument `prepared`.
 """
 
 from __future__ import annotations
@@ -44,10 +48,26 @@ class CallablePipeline(Pipeline):
     default_targets: ClassVar[list[str]] = []
     packages: ClassVar[list[str]] = []
 
+    OWN_OPTIONS: ClassVar[tuple[str, ...]] = ("function", "prepare")
+
     def validate_options(self, options: dict[str, Any]) -> list[str]:
+        errors = []
         if "function" not in options:
-            return ["callable pipelines need options.function (package.module:function)"]
-        return []
+            errors.append("callable pipelines need options.function (package.module:function)")
+        for key in self.OWN_OPTIONS:
+            value = options.get(key)
+            if value is not None and (not isinstance(value, str) or ":" not in value):
+                errors.append(f"callable options.{key} must look like package.module:function, got {value!r}")
+        return errors
+
+    def _options(self, ctx: CellContext) -> dict[str, Any]:
+        return {k: v for k, v in ctx.options.items() if k not in self.OWN_OPTIONS}
+
+    def prepare(self, ctx: CellContext) -> None:
+        self._prepared = None
+        if ctx.options.get("prepare"):
+            self._prepared = load_function(ctx.options["prepare"])(ctx.ids, ctx.texts, self._options(ctx),
+                                                                    ctx.workdir)
 
     def import_modules(self, options: dict[str, Any]) -> list[str]:
         """The callable's module, after the modules its top level imports (each measured on its own)."""
@@ -59,5 +79,5 @@ class CallablePipeline(Pipeline):
         return [*module_imports(module_name), module_name]
 
     def run(self, ctx: CellContext) -> None:
-        options = {k: v for k, v in ctx.options.items() if k != "function"}
-        load_function(ctx.options["function"])(ctx.ids, ctx.texts, options, ctx.workdir)
+        extra = {} if getattr(self, "_prepared", None) is None else {"prepared": self._prepared}
+        load_function(ctx.options["function"])(ctx.ids, ctx.texts, self._options(ctx), ctx.workdir, **extra)

@@ -9,8 +9,9 @@ line report reads: `start` is the RSS at the first call's entry, `final` the RSS
 the largest (peak - entry RSS) of any call, `duration_s` the summed time inside the function, `calls`
 their count. Across repeats each metric is summarised by median, min and max.
 
-The pseudo-target `TREE` holds the whole process tree from the timeline: first sample, last sample and
-peak of the summed RSS, and the cell's wall time.
+The pseudo-target `TREE` holds the whole process tree over the `run` phase (see `phases`): tree RSS when
+`run` began and ended, the highest tree RSS during it, and its duration; `TREE_PREPARE` the same over the
+`prepare` phase. Runs without phase records give the whole cell under `TREE`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core import peaks
-from memharness.core.atomic import read_json
-from memharness.core.records import CallRecord, read_calls, read_memory_timeline, read_timeline, tree_rss_series
+from memharness.core.records import CallRecord, read_calls
+from memharness.report.phases import TREE, TREE_PREPARE, cell_tree_figures
 from memharness.results.manifest import read_manifest
 
-TREE = "(process tree)"
+__all__ = ["TREE", "TREE_PREPARE", "Row", "Stat", "cell_figures", "collect", "fold_calls", "load_manifest"]
 HOST_METRICS = ("start", "increment", "final", "peak", "peak_over_start", "duration_s", "calls")
 GPU_METRICS = ("gpu_start", "gpu_final", "gpu_peak", "gpu_peak_reserved", "gpu_nvml_peak")
 
@@ -115,24 +116,13 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
 def cell_figures(cell_dir: Path) -> dict[str, dict[str, float]]:
     """target -> folded figures for one cell, plus the TREE pseudo-target."""
     by_target: dict[str, list[CallRecord]] = {}
-    for rec in peaks.attach_peaks(cell_dir, read_calls(cell_dir)):
+    records = peaks.attach_peaks(cell_dir, read_calls(cell_dir))
+    for rec in records:
         if rec.target.startswith("phase:"):
             continue
         by_target.setdefault(rec.target, []).append(rec)
     out = {t: f for t, calls in by_target.items() if (f := fold_calls(calls))}
-    t, v = tree_rss_series(read_timeline(cell_dir))
-    if len(v):
-        status = read_json(Path(cell_dir) / "status.json", {}) or {}
-        out[TREE] = {
-            "start": float(v[0]),
-            "final": float(v[-1]),
-            "increment": float(v[-1] - v[0]),
-            "peak": float(v.max()),
-            "peak_over_start": float(v.max() - v[0]),
-            "duration_s": float(status.get("wall_seconds") or (t[-1] - t[0]) / 1e9),
-            "calls": 1,
-        }
-        out[TREE].update(peaks.tree_split(read_memory_timeline(cell_dir)))
+    out.update(cell_tree_figures(cell_dir, records))
     return out
 
 
@@ -141,8 +131,9 @@ def load_manifest(run_dir: Path) -> dict[str, Any]:
     return read_manifest(run_dir)
 
 
-def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",)) -> list[Row]:
-    """Aggregated rows of a run, ordered by pipeline (scenario order), size, target."""
+def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",), prepare: bool = False) -> list[Row]:
+    """Aggregated rows of a run, ordered by pipeline (scenario order), size, target. `prepare`: include the
+    prepare-phase tree rows (`TREE_PREPARE`), which the report shows and `compare` leaves out."""
     run_dir = Path(run_dir)
     manifest = load_manifest(run_dir)
     pipeline_order = {p["name"]: i for i, p in enumerate(manifest.get("scenario_spec", {}).get("pipelines", []))}
@@ -152,6 +143,8 @@ def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",)) -> list[Row]:
             continue
         figures = cell_figures(run_dir / cell["dir"])
         for target, fig in figures.items():
+            if target == TREE_PREPARE and not prepare:
+                continue
             key = (cell["pipeline"], int(cell["size"]), target)
             row = rows.setdefault(key, Row(cell["pipeline"], cell.get("kind", ""), int(cell["size"]), target))
             for metric, value in fig.items():

@@ -14,7 +14,12 @@ from typing import Any
 from memharness.core.atomic import write_text
 from memharness.report import fmt
 from memharness.report.aggregate import collect
-from memharness.report.runinfo import CellSeries, load_run
+from memharness.report.answer import answer
+from memharness.report.calltree import pipeline_tree
+from memharness.report.lead import lead_markdown
+from memharness.report.phases import CAPTIONS, CELL, RUN, run_window
+from memharness.report.predict import predictions
+from memharness.report.runinfo import Cell, CellSeries, RunInfo, Series, load_run
 
 
 @contextmanager
@@ -54,6 +59,53 @@ def _is_report_path(filename: Any, out: Path) -> bool:
     return p == out or out in p.parents or p in out.parents
 
 
+def _run_seconds(cell: Cell) -> tuple[float, float] | None:
+    """The cell's `run` phase in seconds from its start (None: no phase records, use the whole cell)."""
+    w = run_window(cell.calls)
+    t0 = cell.t0_ns
+    if w.phase != RUN or t0 is None or w.start_ns is None:
+        return None
+    end = w.end_ns if w.end_ns is not None else (cell.end_ns() or w.start_ns)
+    return (w.start_ns - t0) / 1e9, (end - t0) / 1e9
+
+
+def run_part(cell: Cell, s: CellSeries) -> CellSeries:
+    """The tree line of a cell over its `run` phase, in seconds from the phase's start (the whole line when
+    the cell recorded no phases)."""
+    window = _run_seconds(cell)
+    if window is None or s.tree is None:
+        return s
+    a, b = window
+    keep = (s.tree.t >= a) & (s.tree.t <= b)
+    return CellSeries(Series(s.tree.label, s.tree.t[keep] - a, s.tree.v[keep]), samples=int(keep.sum()))
+
+
+def _compare_xlabel(run: RunInfo) -> str:
+    if any(_run_seconds(c) is not None for c in run.cells):
+        return "seconds from the start of the run phase"
+    return "seconds from cell start"
+
+
+def _window_note(run: RunInfo) -> str:
+    phases = {run_window(c.calls).phase for c in run.cells if c.status == "done"}
+    return CAPTIONS[RUN] if phases == {RUN} else CAPTIONS[CELL] if phases == {CELL} else "mixed"
+
+
+def _wanted_sizes(run: RunInfo) -> dict[str, list[int]]:
+    """Per pipeline, the scenario's sizes it has no finished cell for (failed, or not run)."""
+    from memharness.scenario import parse_size
+
+    spec = run.manifest.get("scenario_spec") or {}
+    sizes = set(run.sizes)
+    for s in spec.get("sizes", []) or []:
+        try:
+            sizes.add(parse_size(s))
+        except (ValueError, TypeError):
+            continue
+    done = {(c.pipeline, c.size) for c in run.cells if c.status == "done"}
+    return {p: sorted(s for s in sizes if (p, s) not in done) for p in run.pipelines}
+
+
 def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] | None = None) -> Path:
     """Render the report of a run folder into `out_dir` (default `run_dir/report`); return index.html.
 
@@ -84,11 +136,11 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
         _clear(out)
         order = run.target_order()
     with _phase(timings, "aggregate"):
-        rows = collect(run.dir)
+        rows = collect(run.dir, prepare=True)
+        summary_rows = [r.to_dict() for r in rows]
     title = f"memharness tables: {run.scenario} / {run.run_id}"
     with _phase(timings, "tables"):
         tables = build_tables(rows, order)
-        write_tables(tables, out, title)
 
     colors = target_colors(order)
     pcolors = pipeline_colors(run.pipelines)
@@ -101,7 +153,7 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
             series[cell.id] = s
             if s.tree is None and not cell.calls:
                 continue
-            info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors)
+            info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors, _run_seconds(cell))
             timeline_info[cell.id] = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
                                       "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
             cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
@@ -115,33 +167,42 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
         for size in run.sizes:
             panels = []
             for p in run.pipelines:
-                cs = [(c, series[c.id]) for c in run.cells if c.pipeline == p and c.size == size
+                cs = [(c, run_part(c, series[c.id])) for c in run.cells if c.pipeline == p and c.size == size
                       and series[c.id].tree is not None]
                 if cs:
                     panels.append((p, cs))
             if len(panels) < 2:
                 continue
             path = out / f"compare-{fmt.size_label(size)}.png"
-            peaks = render_compare(size, panels, path, pcolors)
+            peaks = render_compare(size, panels, path, pcolors, xlabel=_compare_xlabel(run))
             cap = "; ".join(f"{p}: peak {v:.1f} MiB" for p, v in peaks.items())
             compares.append(Chart(f"{fmt.size_label(size)} documents: pipelines side by side", path, cap))
 
     scaling_chart = None
     with _phase(timings, "scaling"):
         scaling = scaling_data(rows, run.pipelines)
+        preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
         if any(len(set(d["sizes"])) >= 2 for d in scaling.values()):
             path = out / "scaling.png"
-            render_scaling(scaling, path, pcolors)
+            render_scaling(scaling, path, pcolors, preds)
             cap = "; ".join(f"{p}: peak {fmt.signed(d['peak_slope_mib_per_100k'])}, final "
                             f"{fmt.signed(d['final_slope_mib_per_100k'])} MiB per 100k documents"
                             for p, d in scaling.items() if d["peak_slope_mib_per_100k"] is not None)
             scaling_chart = Chart("Memory against collection size", path, cap)
 
+    with _phase(timings, "answer"):
+        ans = answer(run, rows, timeline_info)
+        trees = {p: pipeline_tree([c for c in run.cells if c.pipeline == p]) for p in run.pipelines}
+        trees = {p: t for p, t in trees.items() if t}
+        lead = lead_markdown(ans, trees, run, preds)
+        write_tables(tables, out, title, lead)
+
     with _phase(timings, "lineprof"):
         line_tables = copy_line_tables(run, out)
 
     with _phase(timings, "html"):
-        page = Page(run, tables, scaling_chart, compares, timelines, line_tables)
+        page = Page(run, tables, scaling_chart, compares, timelines, line_tables,
+                    extra={"answer": ans, "trees": trees, "predictions": preds})
         index = out / "index.html"
         write_text(index, render(page))
 
@@ -152,14 +213,19 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
                   for c in run.cells if c.status != "done"]
         summary = {
             "format": "memharness-report", "version": 1, "scenario": run.scenario, "run_id": run.run_id,
-            "units": "rows: bytes and seconds; scaling: MiB and MiB per 100k documents",
-            "rows": [r.to_dict() for r in rows],
+            "units": "rows, answer, call_trees: bytes and seconds; scaling, predictions: MiB (scaling slopes per 100k "
+                     "documents)",
+            "window": _window_note(run),
+            "answer": ans,
+            "rows": summary_rows,
             "tables": [{"target": t.target, "files": [f"tables/{t.file_stem}.{x}" for x in ("md", "csv", "json")]}
                        for t in tables],
             "failed_cells": failed,
             "missing_targets": missing_targets(run.cells),
             "unreadable_call_lines": unreadable_call_lines(run.cells),
             "scaling": scaling,
+            "predictions": preds,
+            "call_trees": {p: [n.to_dict() for n in t] for p, t in trees.items()},
             "timelines": timeline_info,
             "compare": [c.path.name for c in compares],
             "line_profiles": [str(lt.copy.relative_to(out)) for lt in line_tables],

@@ -20,9 +20,9 @@ def pipeline_colors(pipelines: list[str]) -> dict[str, str]:
 
 
 def render_compare(size: int, panels: list[tuple[str, list[tuple[Cell, CellSeries]]]], out: Path,
-                   colors: dict[str, str]) -> dict[str, float]:
-    """`panels`: (pipeline, [(cell, series), ...]) in the order to draw, left to right.
-    Returns the highest peak per pipeline in MiB."""
+                   colors: dict[str, str], xlabel: str = "seconds from cell start") -> dict[str, float]:
+    """`panels`: (pipeline, [(cell, series), ...]) in the order to draw, left to right; the builder hands
+    each cell's `run` phase (`builder.run_part`). Returns the highest peak per pipeline in MiB."""
     n = len(panels)
     fig = Figure(figsize=(max(5.2 * n, 8.0), 4.6), dpi=100)
     axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
@@ -56,7 +56,7 @@ def render_compare(size: int, panels: list[tuple[str, list[tuple[Cell, CellSerie
             ax.text(0.5, 0.5, "no timeline", transform=ax.transAxes, ha="center", color="#777")
         title = pipeline + (f"\n{'; '.join(notes)}" if notes else "")
         ax.set_title(title, fontsize=10, color=color)
-        ax.set_xlabel("seconds from cell start")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
         if len(cells) > 1:
             ax.legend(loc="lower right", fontsize=7)

@@ -16,7 +16,7 @@ from memharness.report import fmt
 from memharness.report.aggregate import TREE
 from memharness.report.lineprof_render import LineTable
 from memharness.report.runinfo import Cell, RunInfo
-from memharness.report.tables import TREE_NOTE, Table
+from memharness.report.tables import Table, tree_note
 
 CSS = """
 :root { --fg:#1d1f21; --muted:#666; --line:#d9dce0; --head:#f3f5f7; --accent:#b0171f; }
@@ -46,6 +46,8 @@ details { margin: 6px 0; }
 summary { cursor: pointer; }
 .bad { color: var(--accent); font-weight: 600; }
 .ok { color: #1a7f37; font-weight: 600; }
+.headline { font-size: 17px; font-weight: 600; margin: 8px 0; }
+table.calltree td:first-child { white-space: pre-wrap; max-width: 640px; }
 """
 
 
@@ -205,7 +207,9 @@ def render(page: Page) -> str:
             if created else "unknown time")
     done = sum(c.status == "done" for c in run.cells)
     title = f"memharness report: {run.scenario} / {run.run_id}"
-    nav = [("tables", "Tables"), ("charts", "Charts"), ("timelines", "Timelines")]
+    nav = [("summary", "Summary")] + ([("calltrees", "Call trees")] if page.extra.get("trees") else [])
+    nav += [("predicted", "Predicted sizes")] if page.extra.get("predictions") else []
+    nav += [("tables", "Tables"), ("charts", "Charts"), ("timelines", "Timelines")]
     if page.line_tables:
         nav.append(("lineprof", "Line profiles"))
     nav += [("failed", "Failed cells"), ("missing", "Missing targets"), ("environment", "Environment"),
@@ -223,6 +227,9 @@ def render(page: Page) -> str:
     if garbage:
         out.append(f'<p class="bad">Warning: {escape(unreadable_calls_warning(garbage))}.</p>')
 
+    from memharness.report.lead import lead_html
+
+    out.append(lead_html(page.extra))
     out.append('<h2 id="tables">Tables</h2>')
     out.append('<p class="note">One table per wrapped function, rows by pipeline then collection size. Memory in '
                "MiB (2<sup>20</sup> bytes). <b>Starting</b>/<b>Final</b>: process RSS when the call began/"
@@ -233,7 +240,7 @@ def render(page: Page) -> str:
         h = escape(t.heading) if t.target == TREE else f"<code>{escape(t.target)}</code>"
         out.append(f'<h3 id="t-{escape(t.file_stem)}">{h}</h3>')
         if t.target == TREE:
-            out.append(f'<p class="note">{escape(TREE_NOTE)}</p>')
+            out.append(f'<p class="note">{escape(tree_note(t))}</p>')
         out.append(_table(t.header(), t.text_rows(), numeric_from=2, cls="results"))
     if not page.tables:
         out.append('<p class="note">No finished cell recorded any call or timeline sample.</p>')

@@ -137,6 +137,10 @@ class Cell:
         tree_sel = kinds == KIND_TREE_RSS
         out = CellSeries(tree=make(tree_sel, "process tree") if tree_sel.any() else None,
                          samples=int(tree_sel.sum()))
+        if out.tree is not None:  # memory shared by a vfork/fork child counted once, as in the tables
+            from memharness.report.phases import tree_rows
+
+            out.tree.v = tree_rows(rows)["value"].astype(np.int64)
         proc_sel = kinds == KIND_PROC_RSS
         if proc_sel.any():
             pids = np.unique(rows["pid"][proc_sel])

@@ -44,10 +44,32 @@ def scaling_data(rows: list[Row], pipelines: list[str]) -> dict[str, dict[str, A
     return out
 
 
-def render_scaling(data: dict[str, dict[str, Any]], out: Path, colors: dict[str, str]) -> None:
+def render_scaling(data: dict[str, dict[str, Any]], out: Path, colors: dict[str, str],
+                   predictions: dict[str, dict[str, Any]] | None = None) -> None:
+    """`predictions` (`predict.predictions`): the chosen fit of each pipeline's peak, drawn dotted out to
+    the predicted sizes, which get hollow markers with the error bar."""
     fig = Figure(figsize=(10, 5.6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    all_sizes = sorted({s for d in data.values() for s in d["sizes"]})
+    predicted = [x["size"] for p in (predictions or {}).values() for x in p.get("peak", {}).get("predictions", [])]
+    all_sizes = sorted({s for d in data.values() for s in d["sizes"]} | set(predicted))
+    top_pred = 0.0
+    for p, by_metric in (predictions or {}).items():
+        pred = by_metric.get("peak")
+        if not pred or p not in data:
+            continue
+        color = colors.get(p, "black")
+        xs_all = pred["sizes"] + [x["size"] for x in pred["predictions"]]
+        xs = np.geomspace(min(xs_all), max(xs_all), 60)
+        a, b = pred["params"]
+        ys = a + b * xs if pred["model"] == "linear" else a * xs ** b
+        ax.plot(xs, ys, color=color, lw=0.9, ls=":", alpha=0.8,
+                label=f"{p} {pred['model']} fit" + ("" if pred["error"] is None else f" (±{pred['error'] * 100:.1f}%)"))
+        for x in pred["predictions"]:
+            lo, hi = x["low_mib"], x["high_mib"]
+            yerr = None if lo is None else [[x["predicted_mib"] - lo], [hi - x["predicted_mib"]]]
+            ax.errorbar([x["size"]], [x["predicted_mib"]], yerr=yerr, color=color, marker="o", mfc="white", ms=6,
+                        capsize=3, ls="none")
+            top_pred = max(top_pred, hi if hi is not None else x["predicted_mib"])
     for p, d in data.items():
         color = colors.get(p, "black")
         x = np.asarray(d["sizes"], dtype=float)
@@ -68,11 +90,11 @@ def render_scaling(data: dict[str, dict[str, Any]], out: Path, colors: dict[str,
     ax.minorticks_off()
     ax.set_xlabel("collection size (documents, log scale)")
     ax.set_ylabel("process-tree RSS (MiB)")
-    top = max((max(d["peak_mib_max"]) for d in data.values()), default=1.0)
+    top = max([max(d["peak_mib_max"]) for d in data.values()] + [top_pred, 1.0])
     ax.set_ylim(0, top * 1.12 if top > 0 else 1)
     ax.grid(alpha=0.3, which="both")
-    ax.set_title("Peak (solid) and final (dashed) memory against collection size; "
-                 "slope of a least-squares line in the legend", fontsize=10)
+    ax.set_title("Run-phase peak (solid) and final (dashed) memory against collection size; slope of a "
+                 "least-squares line in the legend;\nchosen fit dotted, predicted sizes hollow", fontsize=10)
     ax.legend(fontsize=8, loc="best", framealpha=0.9)
     fig.tight_layout()
     png.save(fig, out)

@@ -17,7 +17,7 @@ from typing import Any
 
 from memharness.core.atomic import write_text
 from memharness.report import fmt
-from memharness.report.aggregate import TREE, Row, Stat, collect
+from memharness.report.aggregate import TREE, TREE_PREPARE, Row, Stat, collect
 
 __all__ = ["collect", "Column", "Table", "build_tables", "write_tables"]
 
@@ -74,6 +74,7 @@ class Table:
     columns: list[Column]
     rows: list[Row]
     show_repeats: bool
+    show_phase: bool = False  # the tree table when the run recorded phases: run rows, then prepare rows
 
     @property
     def heading(self) -> str:
@@ -85,6 +86,8 @@ class Table:
 
     def header(self) -> list[str]:
         head = ["Indexing Method", "Document Size"]
+        if self.show_phase:
+            head.append("Phase")
         if self.show_repeats:
             head.append("Repeats")
         return head + [c.title for c in self.columns]
@@ -93,6 +96,8 @@ class Table:
         out = []
         for r in self.rows:
             line = [r.pipeline, fmt.size_label(r.size)]
+            if self.show_phase:
+                line.append("prepare" if r.target == TREE_PREPARE else "run")
             if self.show_repeats:
                 line.append(str(r.repeats))
             out.append(line + [c.text(r) for c in self.columns])
@@ -103,7 +108,8 @@ class Table:
             return s.replace("|", "\\|")
 
         lines = ["| " + " | ".join(self.header()) + " |",
-                 "|" + "|".join("---" if i < 2 else "---:" for i in range(len(self.header()))) + "|"]
+                 "|" + "|".join("---" if i < 2 + self.show_phase else "---:" for i in range(len(self.header())))
+                 + "|"]
         lines += ["| " + " | ".join(esc(x) for x in row) + " |" for row in self.text_rows()]
         return "\n".join(lines) + "\n"
 
@@ -151,8 +157,8 @@ def build_tables(rows: list[Row], order: list[str] | None = None) -> list[Table]
     """One table per target: the process tree first, then `order` (targets not in it after, sorted).
     Rows keep `collect()`'s order (pipeline in scenario order, then size)."""
     by_target: dict[str, list[Row]] = {}
-    for r in rows:
-        by_target.setdefault(r.target, []).append(r)
+    for r in rows:  # prepare-phase tree rows go into the tree table, after the run rows
+        by_target.setdefault(TREE if r.target == TREE_PREPARE else r.target, []).append(r)
     names = [TREE] if TREE in by_target else []
     names += [t for t in (order or []) if t in by_target and t != TREE]
     names += sorted(t for t in by_target if t not in names)
@@ -164,27 +170,43 @@ def build_tables(rows: list[Row], order: list[str] | None = None) -> list[Table]
                 + [c for c in GPU_COLUMNS if c.metric in present] + [DURATION])
         if target != TREE:
             cols.append(CALLS)
-        tables.append(Table(target, cols, trows, show_repeats=any(r.repeats > 1 for r in trows)))
+        show_phase = target == TREE and any(r.target == TREE_PREPARE for r in trows)
+        if show_phase:
+            trows = sorted(trows, key=lambda r: r.target == TREE_PREPARE)  # stable: run rows, then prepare rows
+        tables.append(Table(target, cols, trows, show_repeats=any(r.repeats > 1 for r in trows),
+                            show_phase=show_phase))
     return tables
 
 
-TREE_NOTE = ("Whole process tree: summed RSS of every process of the cell, from the sampled timeline "
-             "(start = first sample, final = last sample, peak = highest sample; duration = the cell's wall "
-             "time).")
+TREE_NOTE = ("Whole process tree, whole cell (this run recorded no phases): summed RSS of every process of "
+             "the cell, from the sampled timeline (start = first sample, final = last sample, peak = highest "
+             "sample; duration = the cell's wall time).")
+TREE_NOTE_PHASES = ("Whole process tree: summed RSS of every process of the cell. Rows marked `run` cover the "
+                    "run phase only: start = tree RSS when `run` began, final = when it ended, peak = the "
+                    "highest tree RSS during it (timeline samples and the main process's exact high-water "
+                    "mark), duration = the phase's length. Rows marked `prepare` cover the prepare phase "
+                    "(imports, extension compiles, model loads), which every other figure leaves out.")
 
 
-def tables_markdown(tables: list[Table], title: str) -> str:
-    parts = [f"# {title}\n", "Memory in MiB (2^20 bytes). With repeats: median (min–max).\n"]
+def tree_note(table: Table) -> str:
+    """The caption of the tree table: which window its figures cover."""
+    return TREE_NOTE_PHASES if table.show_phase else TREE_NOTE
+
+
+def tables_markdown(tables: list[Table], title: str, lead: str = "") -> str:
+    """All tables under `title`; `lead` (the summary and call trees) goes before them."""
+    parts = [f"# {title}\n"] + ([lead] if lead else []) + [
+        "Memory in MiB (2^20 bytes). With repeats: median (min–max).\n"]
     for t in tables:
         heading = t.heading if t.target == TREE else f"`{t.target}`"
         parts.append(f"### {heading}\n")
         if t.target == TREE:
-            parts.append(TREE_NOTE + "\n")
+            parts.append(tree_note(t) + "\n")
         parts.append(t.markdown())
     return "\n".join(parts)
 
 
-def write_tables(tables: list[Table], out_dir: Path, title: str) -> Path:
+def write_tables(tables: list[Table], out_dir: Path, title: str, lead: str = "") -> Path:
     """`out_dir/tables/<name>.md|.csv|.json` per table and `out_dir/tables.md` with all of them."""
     tdir = Path(out_dir) / "tables"
     tdir.mkdir(parents=True, exist_ok=True)
@@ -196,5 +218,5 @@ def write_tables(tables: list[Table], out_dir: Path, title: str) -> Path:
         write_text(tdir / f"{t.file_stem}.csv", t.csv_text())
         write_text(tdir / f"{t.file_stem}.json", json.dumps(t.to_json(), indent=2, ensure_ascii=False) + "\n")
     path = Path(out_dir) / "tables.md"
-    write_text(path, tables_markdown(tables, title))
+    write_text(path, tables_markdown(tables, title, lead))
     return path

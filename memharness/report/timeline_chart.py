@@ -49,17 +49,21 @@ def _hex(rgba) -> str:
 
 
 def render_timeline(
-    cell: Cell, series: CellSeries, out: Path, colors: dict[str, str] | None = None
+    cell: Cell, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
+    peak_window: tuple[float, float] | None = None,
 ) -> TimelineInfo:
-    fig, info = timeline_figure(cell, series, colors, out)
+    fig, info = timeline_figure(cell, series, colors, out, peak_window)
     png.save(fig, out, DPI)
     return info
 
 
 def timeline_figure(
-    cell: Cell, series: CellSeries, colors: dict[str, str] | None = None, out: Path | None = None
+    cell: Cell, series: CellSeries, colors: dict[str, str] | None = None, out: Path | None = None,
+    peak_window: tuple[float, float] | None = None,
 ) -> tuple[Figure, TimelineInfo]:
-    """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info."""
+    """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info.
+    `peak_window`: (start, end) seconds from the cell's start where the marked peak is looked for (the
+    `run` phase); the whole timeline when None."""
     colors = dict(colors or {})
     t0 = cell.t0_ns or 0
     end_ns = cell.end_ns() or t0
@@ -116,12 +120,19 @@ def timeline_figure(
         label = "process tree (sum)" if series.procs else "process tree RSS"
         ax.plot(tx, vy / fmt.MiB, lw=1.3, color="black", label=label, zorder=3)
         _draw_split(ax, cell, t0)
-        k = int(np.argmax(tree.v))
+        inside = (np.ones(len(tree.t), dtype=bool) if peak_window is None
+                  else (tree.t >= peak_window[0]) & (tree.t <= peak_window[1]))
+        k = int(np.flatnonzero(inside)[np.argmax(tree.v[inside])]) if inside.any() else int(np.argmax(tree.v))
         peak_s, peak_mib = float(tree.t[k]), float(tree.v[k] / fmt.MiB)
         inner = innermost_at(spans, peak_s)
         peak_call = inner.call.target if inner else None
         _mark_peak(ax, peak_s, peak_mib, x_end, peak_call)
-        ax.set_ylim(0, peak_mib * 1.22 if peak_mib > 0 else 1)
+        top_mib = float(tree.v.max() / fmt.MiB)  # a higher spike outside the window (prepare) stays in view
+        if top_mib > peak_mib * 1.001:
+            j = int(np.argmax(tree.v))
+            ax.annotate(f"{top_mib:.1f} MiB outside the run phase", xy=(float(tree.t[j]), top_mib),
+                        xytext=(4, -12), textcoords="offset points", fontsize=7.5, color="#555", zorder=6)
+        ax.set_ylim(0, max(peak_mib, top_mib) * 1.22 if top_mib > 0 else 1)
         for other in axes[1:]:
             other.axvline(peak_s, color="#d62728", ls=":", lw=1, zorder=4)
     else:

@@ -248,6 +248,8 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
 
             index = build(run_dir)
             say(f"report: {index}")
+            for line in ((read_json(index.parent / "summary.json", {}) or {}).get("answer") or {}).get("sizes", []):
+                say(f"  {line['sentence']}")  # the report's lead, run phase
         except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
             print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "
                   f"retry with: memharness report {run_dir}", file=sys.stderr)

@@ -221,7 +221,9 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
     if info:
         fingerprint.update({k: v for k, v in info.items()})
         write_json(cell_dir / "fingerprint.json", fingerprint)
-    peak = int(header.get("peak_tree_rss", 0))
+    from memharness.report.phases import run_tree_peak  # the run phase's tree peak, the report's figure
+
+    peak = run_tree_peak(cell_dir) or int(header.get("peak_tree_rss", 0))
     shown = left_info if policy != "keep" or any(item.get("killed") for item in left_info) else []
     outcome = CellOutcome(status, cause, message, (t1 - t0) / 1e9, peak, shown)
     record = {

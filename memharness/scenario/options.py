@@ -29,11 +29,13 @@ NBits = Annotated[
 
 
 class CallableOptions(BaseModel):
-    """`function` is called as function(ctx); every other key is passed on to it in `ctx.options`."""
+    """`function` is called as function(ctx); every other key is passed on to it in `ctx.options`.
+    `prepare` (optional) is called the same way in the cell's prepare phase, left out of run figures."""
 
     model_config = ConfigDict(extra="allow")
 
     function: FunctionRef
+    prepare: FunctionRef | None = None
 
 
 class ColbertOptions(StrictModel):
