@@ -1,0 +1,52 @@
+"""The default call to explain: the innermost wrapped call open at the cell's run-phase peak.
+
+Read from the report's summary.json when it names one (`peak_call` of the cell), otherwise computed from
+the cell's call records: among the calls inside `phase:run`, those whose exact peak equals the highest
+peak reached (within 1%), the deepest, then the shortest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from memharness.core.records import CallRecord, read_calls
+
+
+def _from_summary(run_dir: Path, cell_id: str) -> str | None:
+    path = run_dir / "report" / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    for cell in summary.get("cells", []) if isinstance(summary.get("cells"), list) else []:
+        if isinstance(cell, dict) and cell.get("id") == cell_id:
+            peak = cell.get("peak_call")
+            if isinstance(peak, dict) and peak.get("target"):
+                return str(peak["target"])
+            if isinstance(peak, str) and peak:
+                return peak
+    return None
+
+
+def peak_call(calls: list[CallRecord]) -> CallRecord | None:
+    run = [c for c in calls if c.target == "phase:run" and c.complete]
+    inside = [c for c in calls if not c.target.startswith("phase:") and c.peak_rss is not None]
+    if run:
+        r = run[0]
+        in_run = [c for c in inside if c.pid != r.pid or (c.t_start_ns >= r.t_start_ns
+                                                           and (c.t_end_ns or 0) <= (r.t_end_ns or 0))]
+        inside = in_run or inside
+    if not inside:
+        return None
+    top = max(c.peak_rss or 0 for c in inside)
+    at_peak = [c for c in inside if (c.peak_rss or 0) >= 0.99 * top]
+    return max(at_peak, key=lambda c: (c.depth, -(c.duration_s or 0.0)))
+
+
+def default_target(run_dir: Path, cell_id: str, cell_dir: Path) -> str | None:
+    named = _from_summary(run_dir, cell_id)
+    if named:
+        return named
+    call = peak_call(list(read_calls(cell_dir)))
+    return call.target if call is not None else None
