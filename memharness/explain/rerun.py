@@ -69,6 +69,8 @@ def rerun(run_dir: Path, cell_dir: Path, req: ExplainRequest,
     from memharness.runner.preflight import interpreter_env
 
     spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
+    if req.target not in spec.get("targets", []) and req.target not in spec.get("default_targets", []):
+        spec["targets"] = list(spec.get("targets", [])) + [req.target]  # the explained call must be wrapped
     explain_dir = cell_dir / "explain"
     explain_dir.mkdir(exist_ok=True)
     second = explain_dir / "rerun"
