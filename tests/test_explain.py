@@ -151,3 +151,18 @@ def test_without_memray_the_command_names_the_extra(tmp_path):
                           text=True, capture_output=True, timeout=120)
     assert proc.returncode == 2
     assert "memharness[explain]" in proc.stderr
+
+
+def test_report_shows_the_explained_call_with_its_top_sites(calibrated_run):
+    cell_dir = calibrated_run / "cells" / "inproc__20__r0"
+    if not (cell_dir / "explain" / "explain.json").exists():
+        proc = memharness("explain", str(calibrated_run), "inproc__20__r0", "--target", TARGET, cwd=calibrated_run)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = memharness("report", str(calibrated_run), cwd=calibrated_run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((calibrated_run / "report" / "summary.json").read_text())
+    (entry,) = [e for e in summary["explain"] if e["cell"] == "inproc__20__r0"]
+    assert [s["line"] for s in entry["host"]["sites"][:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
+    assert (calibrated_run / "report" / entry["links"]["host_flamegraph"]).resolve().exists()
+    html = (calibrated_run / "report" / "index.html").read_text()
+    assert "Explained calls" in html and f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in html

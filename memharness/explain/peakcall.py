@@ -1,6 +1,6 @@
 """The default call to explain: the innermost wrapped call open at the cell's run-phase peak.
 
-Read from the report's summary.json when it names one (`peak_call` of the cell), otherwise computed from
+Read from the report's summary.json when it names one (`timelines[cell].run_peak_call`), otherwise computed from
 the cell's call records: among the calls inside `phase:run`, those whose exact peak equals the highest
 peak reached (within 1%), the deepest, then the shortest.
 """
@@ -14,19 +14,20 @@ from memharness.core.records import CallRecord, read_calls
 
 
 def _from_summary(run_dir: Path, cell_id: str) -> str | None:
+    """The report's run-phase peak call of the cell (`timelines[cell].run_peak_call`), when it has one.
+
+    The timeline's `peak_call` is not used: it names the call at the whole cell's peak, which may be in
+    the prepare phase (model loading)."""
     path = run_dir / "report" / "summary.json"
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    for cell in summary.get("cells", []) if isinstance(summary.get("cells"), list) else []:
-        if isinstance(cell, dict) and cell.get("id") == cell_id:
-            peak = cell.get("peak_call")
-            if isinstance(peak, dict) and peak.get("target"):
-                return str(peak["target"])
-            if isinstance(peak, str) and peak:
-                return peak
-    return None
+    entry = (summary.get("timelines") or {}).get(cell_id) if isinstance(summary, dict) else None
+    peak = entry.get("run_peak_call") if isinstance(entry, dict) else None
+    if isinstance(peak, dict):
+        peak = peak.get("target")
+    return peak if isinstance(peak, str) and peak else None
 
 
 def peak_call(calls: list[CallRecord]) -> CallRecord | None:

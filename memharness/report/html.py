@@ -261,6 +261,11 @@ def render(page: Page) -> str:
         for lt in page.line_tables:
             out.append(f"<h3><code>{escape(lt.name)}</code> in {escape(lt.cell)}</h3><pre>{escape(lt.text)}</pre>")
 
+    if page.extra.get("explain"):  # cells with an explain/ folder (report/explain_render.py)
+        from memharness.report.explain_render import html_section
+
+        out.append(html_section(page.extra["explain"]))
+
     out.append('<h2 id="failed">Failed cells</h2>' + _failed(run.cells))
     out.append('<h2 id="missing">Missing targets</h2>' + _missing(run.cells))
     out.append('<h2 id="environment">Environment</h2>' + _environment(run.cells))
