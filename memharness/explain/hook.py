@@ -70,18 +70,7 @@ class Explainer:
             name = f"{os.getpid()}-{self._count}"
             state: dict[str, Any] = {"name": name, "errors": [], "t0": time.perf_counter()}
             self._active = state
-        if self.host:
-            try:
-                import memray
-
-                path = self.out_dir / "host" / f"{name}.bin"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.unlink(missing_ok=True)
-                tracker = memray.Tracker(str(path), native_traces=self.native, follow_fork=False)
-                tracker.__enter__()
-                state["memray"] = tracker
-            except Exception as exc:  # noqa: BLE001 - the explainer never breaks the measured call
-                state["errors"].append(f"memray: {type(exc).__name__}: {exc}")
+        # GPU first: importing torch inside memray's window would show torch's import as sites
         if self.gpu:
             try:
                 import torch
@@ -97,6 +86,18 @@ class Explainer:
                     state["errors"].append("gpu: torch.cuda is not available in this process")
             except Exception as exc:  # noqa: BLE001
                 state["errors"].append(f"gpu: {type(exc).__name__}: {exc}")
+        if self.host:
+            try:
+                import memray
+
+                path = self.out_dir / "host" / f"{name}.bin"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.unlink(missing_ok=True)
+                tracker = memray.Tracker(str(path), native_traces=self.native, follow_fork=False)
+                tracker.__enter__()
+                state["memray"] = tracker
+            except Exception as exc:  # noqa: BLE001 - the explainer never breaks the measured call
+                state["errors"].append(f"memray: {type(exc).__name__}: {exc}")
         state["t1"] = time.perf_counter()
         return state
 

@@ -42,6 +42,8 @@ def trim_stack(frames: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]
     kept = []
     for fn, filename, lineno in frames:
         if is_harness_frame(filename):
+            if "/memharness/explain/" in filename:
+                return []  # made by the explainer itself (starting the recorders)
             break  # the wrapper that called the target (outer frames are the runner's), or the harness's own
         kept.append((fn, filename, lineno))
     return kept
