@@ -166,3 +166,21 @@ def test_report_shows_the_explained_call_with_its_top_sites(calibrated_run):
     assert (calibrated_run / "report" / entry["links"]["host_flamegraph"]).resolve().exists()
     html = (calibrated_run / "report" / "index.html").read_text()
     assert "Explained calls" in html and f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in html
+
+
+def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path):
+    import explain_workloads
+
+    from memharness.explain.hook import Explainer
+    from memharness.explain.host import sites_at_peak
+
+    ex = Explainer({"target": TARGET, "out_dir": str(tmp_path), "host": True, "gpu": True})
+    state = ex.on_enter(TARGET)
+    explain_workloads.allocate(numpy_mib=40, bytes_mib=10)
+    ex.on_exit(state, None)
+    meta = json.loads((tmp_path / "calls" / f"{state['name']}.json").read_text())
+    assert "gpu" not in meta and any("torch.cuda is not available" in e or e.startswith("gpu:") for e in meta["errors"])
+    sites, info = sites_at_peak(tmp_path / "host" / f"{state['name']}.bin")
+    assert [s.line for s in sites[:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
+    assert sites[0].bytes == pytest.approx(40 * MiB, rel=0.03)
+    assert ex.on_enter("some.other.call") is None
