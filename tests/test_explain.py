@@ -184,3 +184,11 @@ def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path)
     assert [s.line for s in sites[:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
     assert sites[0].bytes == pytest.approx(40 * MiB, rel=0.03)
     assert ex.on_enter("some.other.call") is None
+
+
+def test_scenario_explain_names_an_unknown_pipeline_with_its_line(tmp_path):
+    path = write_scenario(tmp_path, f"explain:\n  - {{target: {TARGET}, pipelines: [inprocc]}}\n")
+    proc = memharness("validate", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "explaincal.yaml:11: explain[0].pipelines[0]: no pipeline named 'inprocc'; did you mean 'inproc'?" in (
+        proc.stdout + proc.stderr)
