@@ -76,8 +76,9 @@ def calibrated_run(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("cell_id", ["inproc__20__r0", "spawned__20__r0"])
 def test_explain_names_the_two_calibrated_lines(calibrated_run, cell_id):
-    proc = memharness("explain", str(calibrated_run), cell_id, "--target", TARGET, "--top", "5",
-                      cwd=calibrated_run)
+    # a run folder relative to the current one (the cell process works in its own work/ folder)
+    proc = memharness("explain", calibrated_run.name, cell_id, "--target", TARGET, "--top", "5",
+                      cwd=calibrated_run.parent)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = calibrated_run / "cells" / cell_id / "explain"
     result = json.loads((out / "explain.json").read_text())

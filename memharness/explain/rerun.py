@@ -34,7 +34,8 @@ class ExplainRequest:
 
 
 def find_cell(run_dir: Path, cell_id: str) -> Path:
-    run_dir = Path(run_dir)
+    """The cell's folder, absolute: the cell process runs in its work folder, so every path it reads must be."""
+    run_dir = Path(run_dir).resolve()
     for cand in (run_dir / "cells" / cell_id, run_dir / cell_id):
         if (cand / "cell.json").is_file():
             return cand
@@ -53,6 +54,7 @@ def scenario_env(run_dir: Path) -> dict[str, str]:
 
 
 def write_config(explain_dir: Path, req: ExplainRequest) -> Path:
+    explain_dir = explain_dir.resolve()  # read by processes whose working folder is the cell's work/
     capture = explain_dir / "capture"
     if capture.exists():
         shutil.rmtree(capture)
