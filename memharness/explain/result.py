@@ -138,10 +138,13 @@ def render_markdown(result: dict[str, Any]) -> str:
     ov = result.get("overhead", {})
     if ov.get("time_factor"):
         lines.append(f"Overhead: the call took {ov['explained_call_s']:.2f} s under the explainer vs "
-                     f"{ov['measured_call_s']:.2f} s measured ({ov['time_factor']:.1f}x).")
+                     f"{ov['measured_call_s']:.2f} s in the measured run (ratio {ov['time_factor']:.2f}; it also "
+                     "carries run-to-run variation: machine load, iterations to convergence).")
     if ov.get("peak_over_start_explained_run") is not None and result.get("harness"):
-        lines.append(f"Harness peak over start of the call: {_mib(result['harness']['peak_over_start'])} measured, "
-                     f"{_mib(ov['peak_over_start_explained_run'])} in the explained run.")
+        measured, explained = result["harness"]["peak_over_start"], ov["peak_over_start_explained_run"]
+        change = f" ({(explained / measured - 1) * 100:+.1f}%)" if measured else ""
+        lines.append(f"Harness peak over start of the call: {_mib(measured)} in the measured run, "
+                     f"{_mib(explained)} in the explained run{change}.")
     lines.append("")
     if "host" in head:
         h = head["host"]
