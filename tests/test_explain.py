@@ -167,6 +167,7 @@ def test_report_shows_the_explained_call_with_its_top_sites(calibrated_run):
     assert (calibrated_run / "report" / entry["links"]["host_flamegraph"]).resolve().exists()
     html = (calibrated_run / "report" / "index.html").read_text()
     assert "Explained calls" in html and f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in html
+    assert 'href="#explain-inproc__20__r0"' in html and 'id="explain-inproc__20__r0"' in html
 
 
 def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path):

@@ -37,6 +37,19 @@ def explained(run_dir: Path, out_dir: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def table_note(entries: list[dict[str, Any]], target: str) -> str:
+    """Under a call's table: which cells explain that call, with their top site, linking to the section."""
+    mine = [e for e in entries if e.get("target") == target]
+    if not mine:
+        return ""
+    parts = []
+    for e in mine:
+        top = (e.get("host") or e.get("gpu") or {}).get("sites") or []
+        site = f": top site <code>{escape(Path(top[0]['file']).name)}:{top[0]['line']}</code>" if top else ""
+        parts.append(f'<a href="#explain-{escape(e["cell"])}">{escape(e["cell"])}</a>{site}')
+    return '<p class="note">Explained (allocation sites at the peak): ' + "; ".join(parts) + "</p>"
+
+
 def html_section(entries: list[dict[str, Any]]) -> str:
     out = ['<h2 id="explain">Explained calls</h2>',
            '<p class="note">Allocation sites alive at the call\'s high-water mark (memray for host memory, '
@@ -45,7 +58,8 @@ def html_section(entries: list[dict[str, Any]]) -> str:
            "harness's exact peaks. Top three sites; the rest behind the links.</p>"]
     for e in entries:
         links = " · ".join(f'<a href="{escape(v)}">{escape(k.replace("_", " "))}</a>' for k, v in e["links"].items())
-        out.append(f"<h3><code>{escape(str(e['target']))}</code> in {escape(e['cell'])}</h3><p>{links}</p>")
+        out.append(f'<h3 id="explain-{escape(e["cell"])}"><code>{escape(str(e["target"]))}</code> in '
+                   f"{escape(e['cell'])}</h3><p>{links}</p>")
         if e.get("error"):
             out.append(f'<p class="bad">{escape(e["error"])}</p>')
         for kind in ("host", "gpu"):

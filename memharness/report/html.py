@@ -235,6 +235,10 @@ def render(page: Page) -> str:
         if t.target == TREE:
             out.append(f'<p class="note">{escape(TREE_NOTE)}</p>')
         out.append(_table(t.header(), t.text_rows(), numeric_from=2, cls="results"))
+        if page.extra.get("explain"):  # a link from the call's table to its explained sites
+            from memharness.report.explain_render import table_note
+
+            out.append(table_note(page.extra["explain"], t.target))
     if not page.tables:
         out.append('<p class="note">No finished cell recorded any call or timeline sample.</p>')
 
