@@ -9,7 +9,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip 2> >(grep -v "is ignored" >&2)
 .venv/bin/python -m pip install -q torch==2.13.0 2> >(grep -v "is ignored" >&2)
-.venv/bin/python -m pip install -q -c constraints/cpu-lock.txt -e ".[all,gpu,dev]" 2> >(grep -v "is ignored" >&2)
+.venv/bin/python -m pip install -q -c constraints/cpu-lock.txt -e ".[all,gpu,dev,explain]" 2> >(grep -v "is ignored" >&2)
 # Headless Chromium renders the HTML report in its test (Debian package).
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

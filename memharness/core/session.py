@@ -30,6 +30,14 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 BOOT_ENV = "MEMHARNESS_BOOT"
 
 
+def _call_hooks():
+    """The enter/exit hooks wrapped targets call. Explain hook (issue 17, memharness/explain/hook.py): when
+    MEMHARNESS_EXPLAIN is set it adds memray / torch's allocator history around one named target."""
+    from memharness.explain.hook import call_hooks
+
+    return call_hooks(tracker_mod.enter, tracker_mod.exit_)
+
+
 def package_path_dir() -> Path:
     """A folder holding only `memharness` (a symlink), to put on another interpreter's PYTHONPATH.
 
@@ -153,8 +161,9 @@ class Session:
                                                    "missing": self.missing})
         self.tracker = tracker_mod.Tracker(self.out_dir / "calls", probe=self.probe)
         tracker_mod.set_active(self.tracker)
+        enter, exit_ = _call_hooks()
         for t in self.resolved:
-            targets_mod.install_one(t, tracker_mod.enter, tracker_mod.exit_, self.patches)
+            targets_mod.install_one(t, enter, exit_, self.patches)
         if self.follow_children:
             boot = self.out_dir / "boot.json"
             write_json(boot, {"calls_dir": str(self.out_dir / "calls"),
@@ -228,4 +237,5 @@ def boot_child() -> None:
     def on_error(t: ResolvedTarget, exc: BaseException) -> None:
         tracker.log.write({"ev": "W", "target": t.path, "error": f"{type(exc).__name__}: {exc}"})
 
-    targets_mod.install_when_imported(targets, tracker_mod.enter, tracker_mod.exit_, Patches(), on_error)
+    enter, exit_ = _call_hooks()
+    targets_mod.install_when_imported(targets, enter, exit_, Patches(), on_error)

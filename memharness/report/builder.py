@@ -201,8 +201,11 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
         line_tables = copy_line_tables(run, out)
 
     with _phase(timings, "html"):
+        from memharness.report.explain_render import explained
+
+        explain_entries = explained(run.dir, out)
         page = Page(run, tables, scaling_chart, compares, timelines, line_tables,
-                    extra={"answer": ans, "trees": trees, "predictions": preds})
+                    extra={"answer": ans, "trees": trees, "predictions": preds, "explain": explain_entries})
         index = out / "index.html"
         write_text(index, render(page))
 
@@ -229,6 +232,7 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
             "timelines": timeline_info,
             "compare": [c.path.name for c in compares],
             "line_profiles": [str(lt.copy.relative_to(out)) for lt in line_tables],
+            "explain": explain_entries,
         }
         write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     timings["total"] = sum(v for k, v in timings.items() if k != "total")

@@ -242,6 +242,10 @@ def render(page: Page) -> str:
         if t.target == TREE:
             out.append(f'<p class="note">{escape(tree_note(t))}</p>')
         out.append(_table(t.header(), t.text_rows(), numeric_from=2, cls="results"))
+        if page.extra.get("explain"):  # a link from the call's table to its explained sites
+            from memharness.report.explain_render import table_note
+
+            out.append(table_note(page.extra["explain"], t.target))
     if not page.tables:
         out.append('<p class="note">No finished cell recorded any call or timeline sample.</p>')
 
@@ -267,6 +271,11 @@ def render(page: Page) -> str:
                    "targets, as memory_profiler prints them.</p>")
         for lt in page.line_tables:
             out.append(f"<h3><code>{escape(lt.name)}</code> in {escape(lt.cell)}</h3><pre>{escape(lt.text)}</pre>")
+
+    if page.extra.get("explain"):  # cells with an explain/ folder (report/explain_render.py)
+        from memharness.report.explain_render import html_section
+
+        out.append(html_section(page.extra["explain"]))
 
     out.append('<h2 id="failed">Failed cells</h2>' + _failed(run.cells))
     out.append('<h2 id="missing">Missing targets</h2>' + _missing(run.cells))

@@ -138,6 +138,9 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
     token = leftovers_mod.new_token()
     env[leftovers_mod.TOKEN_ENV] = token
+    from memharness.explain import during_run as explain_mod  # the scenario's `explain:` cells
+
+    explain_req = explain_mod.prepare(scenario, plan.pipeline, plan.size, cell_dir, env)
     t0, wall0 = now_ns(), time.time_ns()
     write_json(cell_dir / "status.json", {"status": "running", "cause": None, "message": "", "t_start_ns": t0,
                                           "wall_start_ns": wall0})
@@ -217,6 +220,8 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
     else:
         # no error.json: the cell left through os._exit / sys.exit (or could not write error.json)
         status, cause, message = "failed", "exit", f"exited with code {rc}"
+    if explain_req is not None and signum is None:
+        explain_mod.finish(cell_dir, explain_req)
     info = read_json(cell_dir / "cell_info.json")
     if info:
         fingerprint.update({k: v for k, v in info.items()})

@@ -221,6 +221,18 @@ def _check_env(value: Any) -> Any:
     return out
 
 
+class ExplainSpec(StrictModel):
+    """One `explain:` entry: explain TARGET in the matching cells during the run (see docs/explain.md)."""
+
+    target: DottedPath
+    pipelines: list[Name] = Field(default_factory=list)  # empty: every pipeline
+    sizes: list[Size] = Field(default_factory=list)  # empty: every size
+    host: StrictBool = True
+    gpu: StrictBool = False
+    native: StrictBool = False
+    top: Annotated[StrictInt, Field(ge=1)] = 10
+
+
 class Scenario(StrictModel):
     """A scenario file: which corpus, model and pipelines, at which sizes, measured how."""
 
@@ -242,6 +254,8 @@ class Scenario(StrictModel):
     # What to do with processes a cell leaves behind (found by the cell's marker in their environment):
     # kill them (recorded in status.json), warn and leave them running, or keep them (recorded only).
     leftovers: Literal["kill", "warn", "keep"] = "kill"
+    # Cells to explain during the run: memray / torch's allocator history around one call (memharness[explain]).
+    explain: list[ExplainSpec] = Field(default_factory=list)
 
     @field_validator("sizes")
     @classmethod
@@ -274,6 +288,11 @@ class Scenario(StrictModel):
                     (("pipelines", i, "name"), f"duplicate pipeline name {pipeline.name!r} (also {first})")
                 )
             seen_names.setdefault(pipeline.name, i)
+        for i, spec in enumerate(self.explain):
+            for j, name in enumerate(spec.pipelines):
+                if name not in seen_names:
+                    issues.append((("explain", i, "pipelines", j), f"no pipeline named {name!r}"
+                                   f"{did_you_mean(name, list(seen_names))}"))
         records = getattr(self.corpus, "records", None)
         if records is not None and max(self.sizes) > records:
             largest = format_size(max(self.sizes))

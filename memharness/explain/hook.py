@@ -1,0 +1,168 @@
+"""The explainer inside a measured process: memray and torch's allocator history around one named call.
+
+`MEMHARNESS_EXPLAIN` names a JSON file (written by `memharness explain` or by the runner for a scenario's
+`explain:` cells). Children inherit the variable, so a spawned or exec'd worker that runs the call is
+explained too: the session (`core/session.py`) asks `call_hooks` for the enter/exit hooks it installs on the
+wrapped targets, in the cell process and in every instrumented child.
+
+For the named target only, and only for its outermost invocation in a process (memray tracks one window
+per process at a time), `on_enter` starts `memray.Tracker` (host) and torch's `_record_memory_history`
+(GPU) and `on_exit` stops them, writing into the config's `out_dir`:
+
+    host/<pid>-<n>.bin     memray capture of that call      gpu/<pid>-<n>.pickle   torch snapshot
+    calls/<pid>-<n>.json   pid, seconds, gpu peak bytes, errors of the explainer itself
+
+Only the standard library at import time: memray and torch are imported when the call starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ENV = "MEMHARNESS_EXPLAIN"
+MAX_CALLS_DEFAULT = 4  # explained invocations per process; later ones run untouched
+
+
+def load_config() -> dict[str, Any] | None:
+    path = os.environ.get(ENV)
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"memharness explain: cannot read {path}: {exc}\n")
+        return None
+
+
+class Explainer:
+    """Starts and stops the host/GPU recorders around invocations of one target in this process."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.target: str = cfg["target"]
+        self.out_dir = Path(cfg["out_dir"])
+        self.host = bool(cfg.get("host", True))
+        self.gpu = bool(cfg.get("gpu", False))
+        self.native = bool(cfg.get("native", False))
+        self.max_calls = int(cfg.get("max_calls", MAX_CALLS_DEFAULT))
+        self.gpu_max_entries = int(cfg.get("gpu_max_entries", 1_000_000))
+        self._lock = threading.Lock()
+        self._active: dict[str, Any] | None = None
+        self._count = 0
+        self._pid = os.getpid()
+
+    def on_enter(self, label: str) -> dict[str, Any] | None:
+        if label != self.target:
+            return None
+        with self._lock:
+            if os.getpid() != self._pid:  # forked: the parent's window is not ours
+                self._pid, self._active, self._count = os.getpid(), None, 0
+            if self._active is not None or self._count >= self.max_calls:
+                return None
+            self._count += 1
+            name = f"{os.getpid()}-{self._count}"
+            state: dict[str, Any] = {"name": name, "errors": [], "t0": time.perf_counter()}
+            self._active = state
+        # GPU first: importing torch inside memray's window would show torch's import as sites
+        if self.gpu:
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                    torch.cuda.reset_peak_memory_stats()
+                    state["gpu_start_allocated"] = torch.cuda.memory_allocated()
+                    torch.cuda.memory._record_memory_history(enabled="all", stacks="python",
+                                                             max_entries=self.gpu_max_entries)
+                    state["gpu_on"] = True
+                else:
+                    state["errors"].append("gpu: torch.cuda is not available in this process")
+            except Exception as exc:  # noqa: BLE001
+                state["errors"].append(f"gpu: {type(exc).__name__}: {exc}")
+        if self.host:
+            try:
+                import memray
+
+                path = self.out_dir / "host" / f"{name}.bin"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.unlink(missing_ok=True)
+                tracker = memray.Tracker(str(path), native_traces=self.native, follow_fork=False)
+                tracker.__enter__()
+                state["memray"] = tracker
+            except Exception as exc:  # noqa: BLE001 - the explainer never breaks the measured call
+                state["errors"].append(f"memray: {type(exc).__name__}: {exc}")
+        state["t1"] = time.perf_counter()
+        return state
+
+    def on_exit(self, state: dict[str, Any] | None, error: str | None) -> None:
+        if state is None:
+            return
+        t_end = time.perf_counter()
+        tracker = state.pop("memray", None)
+        if tracker is not None:
+            try:
+                tracker.__exit__(None, None, None)
+            except Exception as exc:  # noqa: BLE001
+                state["errors"].append(f"memray stop: {type(exc).__name__}: {exc}")
+        meta: dict[str, Any] = {"name": state["name"], "pid": os.getpid(), "target": self.target,
+                                "seconds": t_end - state["t1"], "start_overhead_s": state["t1"] - state["t0"],
+                                "host": self.host and not any(e.startswith("memray") for e in state["errors"]),
+                                "native": self.native, "call_error": error}
+        if state.get("gpu_on"):
+            try:
+                import pickle
+
+                import torch
+
+                torch.cuda.synchronize()
+                snapshot = torch.cuda.memory._snapshot()
+                torch.cuda.memory._record_memory_history(enabled=None)
+                path = self.out_dir / "gpu" / f"{state['name']}.pickle"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "wb") as fh:
+                    pickle.dump(snapshot, fh)
+                meta["gpu"] = {"snapshot": str(path), "start_allocated": state["gpu_start_allocated"],
+                               "max_allocated": torch.cuda.max_memory_allocated()}
+            except Exception as exc:  # noqa: BLE001
+                state["errors"].append(f"gpu snapshot: {type(exc).__name__}: {exc}")
+        meta["errors"] = state["errors"]
+        path = self.out_dir / "calls" / f"{state['name']}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+        with self._lock:
+            self._active = None
+
+
+def call_hooks(enter: Callable[[str], Any], exit_: Callable[[Any, Any], None]) -> tuple[Callable, Callable]:
+    """The session's wrapper hooks, with the explainer around the named target when MEMHARNESS_EXPLAIN is
+    set; otherwise `enter` and `exit_` unchanged. The harness records first and last, so its own events
+    bracket the explainer's window."""
+    cfg = load_config()
+    if cfg is None or not cfg.get("target"):
+        return enter, exit_
+    explainer = Explainer(cfg)
+
+    def enter_explained(label: str) -> Any:
+        token = enter(label)
+        try:
+            return (token, explainer.on_enter(label))
+        except Exception:  # noqa: BLE001
+            return (token, None)
+
+    def exit_explained(pair: Any, error: Any) -> None:
+        token, state = pair
+        try:
+            explainer.on_exit(state, error)
+        finally:
+            exit_(token, error)
+
+    return enter_explained, exit_explained

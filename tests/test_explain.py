@@ -1,0 +1,212 @@
+"""`memharness explain`: calibrated host sites in the cell process and in a spawned worker, the scenario's
+`explain:` field, the GPU replay on a recorded-format snapshot, the default call, the missing-extra message."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from memharness.core.records import CallRecord, read_calls
+from memharness.explain.gpu import sites_at_gpu_peak
+from memharness.explain.peakcall import peak_call
+
+TESTS = Path(__file__).resolve().parent
+MiB = 1 << 20
+WORKLOADS = TESTS / "explain_workloads.py"
+TARGET = "explain_workloads.allocate"
+
+
+def marker_line(marker: str) -> int:
+    for i, line in enumerate(WORKLOADS.read_text().splitlines(), 1):
+        if f"# {marker}" in line:
+            return i
+    raise AssertionError(marker)
+
+
+def memharness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    return subprocess.run([sys.executable, "-m", "memharness", *args], cwd=cwd, env=env, text=True,
+                          capture_output=True, timeout=600)
+
+
+def write_scenario(tmp_path: Path, extra: str = "") -> Path:
+    text = textwrap.dedent(f"""\
+        name: explaincal
+        corpus: {{source: synthetic, seed: 3}}
+        sizes: [20]
+        output: {tmp_path / "results"}
+        sample_interval: 20ms
+        targets: [{TARGET}]
+        pipelines:
+          - {{name: inproc, kind: callable, options: {{function: "explain_workloads:pipeline_in_process"}}}}
+          - {{name: spawned, kind: callable, options: {{function: "explain_workloads:pipeline_in_spawned_worker"}}}}
+        """) + extra
+    path = tmp_path / "explaincal.yaml"
+    path.write_text(text)
+    return path
+
+
+def check_calibrated(result: dict) -> None:
+    head = next(c for c in result["calls"] if c["name"] == result["headline"])
+    sites = head["host"]["sites"]
+    top = {(Path(s["file"]).name, s["line"]): s["bytes"] for s in sites[:2]}
+    numpy_site = ("explain_workloads.py", marker_line("SITE_NUMPY"))
+    bytes_site = ("explain_workloads.py", marker_line("SITE_BYTES"))
+    assert set(top) == {numpy_site, bytes_site}, sites[:3]
+    assert top[numpy_site] == pytest.approx(400 * MiB, rel=0.03)
+    assert top[bytes_site] == pytest.approx(100 * MiB, rel=0.05)
+    assert sites[0]["function"] == "allocate" and sites[0]["stack"][0].startswith("allocate ")
+    assert result["host_agreement"]["status"] == "agree", result["host_agreement"]
+
+
+@pytest.fixture(scope="module")
+def calibrated_run(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("explain")
+    proc = memharness("run", str(write_scenario(tmp)), "--no-report", cwd=tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = (tmp / "results" / "explaincal").iterdir()
+    return run
+
+
+@pytest.mark.parametrize("cell_id", ["inproc__20__r0", "spawned__20__r0"])
+def test_explain_names_the_two_calibrated_lines(calibrated_run, cell_id):
+    # a run folder relative to the current one (the cell process works in its own work/ folder)
+    proc = memharness("explain", calibrated_run.name, cell_id, "--target", TARGET, "--top", "5",
+                      cwd=calibrated_run.parent)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = calibrated_run / "cells" / cell_id / "explain"
+    result = json.loads((out / "explain.json").read_text())
+    check_calibrated(result)
+    assert result["second_run"] is True
+    head = next(c for c in result["calls"] if c["name"] == result["headline"])
+    if cell_id.startswith("spawned"):  # explained in the worker, not in the cell process
+        (run_phase,) = [c for c in read_calls(out / "rerun") if c.target == "phase:run"]
+        assert head["pid"] != run_phase.pid
+    md = (out / "explain.md").read_text()
+    assert f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in md and "second run" in md
+    assert "agrees with" in md and "Overhead:" in md
+    html = out / "host-flamegraph.html"
+    assert html.exists() and html.stat().st_size > 10_000
+    assert f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in proc.stdout
+
+
+def test_scenario_explain_field_explains_chosen_cells_during_the_run(tmp_path):
+    extra = f"explain:\n  - {{target: {TARGET}, pipelines: [spawned], top: 4}}\n"
+    proc = memharness("run", str(write_scenario(tmp_path, extra)), "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run,) = (tmp_path / "results" / "explaincal").iterdir()
+    assert not (run / "cells" / "inproc__20__r0" / "explain").exists()
+    result = json.loads((run / "cells" / "spawned__20__r0" / "explain" / "explain.json").read_text())
+    check_calibrated(result)
+    assert result["second_run"] is False and len(result["calls"][0]["host"]["sites"]) <= 4
+
+
+def _alloc(addr: int, size: int, line: int, t: int) -> dict:
+    frames = [{"filename": "/lib/site-packages/kmeans.py", "line": line, "name": "step"},
+              {"filename": "/x/memharness/core/targets.py", "line": 200, "name": "wrapper"},
+              {"filename": "/x/memharness/runner/cell.py", "line": 80, "name": "run_cell"}]
+    return {"action": "alloc", "addr": addr, "size": size, "frames": frames, "time_us": t}
+
+
+def test_gpu_replay_finds_the_live_set_at_the_high_water_mark():
+    trace = [
+        _alloc(0x1000, 300 * MiB, 10, 1),
+        _alloc(0x2000, 100 * MiB, 20, 2),
+        {"action": "free_requested", "addr": 0x2000, "size": 100 * MiB, "time_us": 3},
+        {"action": "free_completed", "addr": 0x2000, "size": 100 * MiB, "time_us": 3},
+        _alloc(0x3000, 50 * MiB, 30, 4),
+        _alloc(0x4000, 60 * MiB, 30, 5),  # peak: 300 + 50 + 60 = 410 MiB
+        {"action": "free_completed", "addr": 0x1000, "size": 300 * MiB, "time_us": 6},
+        {"action": "free_completed", "addr": 0x9999, "size": 7 * MiB, "time_us": 7},  # allocated before
+    ]
+    sites, info = sites_at_gpu_peak({"segments": [], "device_traces": [trace]})
+    assert info["total_at_peak"] == 410 * MiB
+    assert [(s.line, s.bytes, s.count) for s in sites] == [(10, 300 * MiB, 1), (30, 110 * MiB, 2)]
+    assert sites[0].stack == ["step /lib/site-packages/kmeans.py:10"]
+
+
+def _call(cid, target, depth, t0, t1, peak, pid=1) -> CallRecord:
+    return CallRecord(call_id=cid, parent_id=None, depth=depth, target=target, pid=pid, tid=1, thread="M",
+                      t_start_ns=t0, rss_start=0, children_rss_start=0, t_end_ns=t1, rss_end=0, peak_rss=peak)
+
+
+def test_default_call_is_the_innermost_open_at_the_run_phase_peak():
+    calls = [_call("1:1", "phase:prepare", 0, 0, 10, 900 * MiB), _call("1:2", "model.load", 1, 1, 9, 900 * MiB),
+             _call("1:3", "phase:run", 0, 20, 100, 700 * MiB), _call("1:4", "index", 1, 21, 99, 700 * MiB),
+             _call("1:5", "kmeans", 2, 30, 60, 700 * MiB), _call("1:6", "encode", 2, 61, 98, 400 * MiB)]
+    assert peak_call(calls).target == "kmeans"
+
+
+def test_without_memray_the_command_names_the_extra(tmp_path):
+    blocker = tmp_path / "memray"
+    blocker.mkdir()
+    (blocker / "__init__.py").write_text("raise ImportError('blocked for the test')\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    proc = subprocess.run([sys.executable, "-m", "memharness", "explain", str(tmp_path), "x"], env=env,
+                          text=True, capture_output=True, timeout=120)
+    assert proc.returncode == 2
+    assert "memharness[explain]" in proc.stderr
+
+
+def test_report_shows_the_explained_call_with_its_top_sites(calibrated_run):
+    cell_dir = calibrated_run / "cells" / "inproc__20__r0"
+    if not (cell_dir / "explain" / "explain.json").exists():
+        proc = memharness("explain", str(calibrated_run), "inproc__20__r0", "--target", TARGET, cwd=calibrated_run)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = memharness("report", str(calibrated_run), cwd=calibrated_run)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((calibrated_run / "report" / "summary.json").read_text())
+    (entry,) = [e for e in summary["explain"] if e["cell"] == "inproc__20__r0"]
+    assert [s["line"] for s in entry["host"]["sites"][:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
+    assert (calibrated_run / "report" / entry["links"]["host_flamegraph"]).resolve().exists()
+    html = (calibrated_run / "report" / "index.html").read_text()
+    assert "Explained calls" in html and f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in html
+    assert 'href="#explain-inproc__20__r0"' in html and 'id="explain-inproc__20__r0"' in html
+
+
+def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path):
+    import explain_workloads
+
+    from memharness.explain.hook import Explainer
+    from memharness.explain.host import sites_at_peak
+
+    ex = Explainer({"target": TARGET, "out_dir": str(tmp_path), "host": True, "gpu": True})
+    state = ex.on_enter(TARGET)
+    explain_workloads.allocate(numpy_mib=40, bytes_mib=10)
+    ex.on_exit(state, None)
+    meta = json.loads((tmp_path / "calls" / f"{state['name']}.json").read_text())
+    assert "gpu" not in meta and any("torch.cuda is not available" in e or e.startswith("gpu:") for e in meta["errors"])
+    sites, info = sites_at_peak(tmp_path / "host" / f"{state['name']}.bin")
+    assert [s.line for s in sites[:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
+    assert sites[0].bytes == pytest.approx(40 * MiB, rel=0.03)
+    assert ex.on_enter("some.other.call") is None
+
+
+def test_scenario_explain_names_an_unknown_pipeline_with_its_line(tmp_path):
+    path = write_scenario(tmp_path, f"explain:\n  - {{target: {TARGET}, pipelines: [inprocc]}}\n")
+    proc = memharness("validate", str(path), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "explaincal.yaml:11: explain[0].pipelines[0]: no pipeline named 'inprocc'; did you mean 'inproc'?" in (
+        proc.stdout + proc.stderr)
+
+
+def test_default_call_comes_from_the_reports_summary_for_the_cells_pipeline_and_size(tmp_path):
+    from memharness.explain.peakcall import default_target
+
+    run, cell = tmp_path / "run", tmp_path / "run" / "cells" / "b__100__r0"
+    (run / "report").mkdir(parents=True)
+    cell.mkdir(parents=True)
+    (cell / "cell.json").write_text(json.dumps({"pipeline": "b", "size": 100}))
+    (run / "report" / "summary.json").write_text(json.dumps({"answer": {"sizes": [
+        {"size": 50, "pipelines": [{"pipeline": "b", "peak_call": "pkg.wrong_size"}]},
+        {"size": 100, "pipelines": [{"pipeline": "a", "peak_call": "pkg.wrong_pipeline"},
+                                    {"pipeline": "b", "peak_call": "pkg.mod.kmeans"}]}]}}))
+    assert default_target(run, "b__100__r0", cell) == "pkg.mod.kmeans"
+    (run / "report" / "summary.json").write_text("{}")  # no summary answer: computed from the calls (none here)
+    assert default_target(run, "b__100__r0", cell) is None
