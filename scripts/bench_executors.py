@@ -47,15 +47,26 @@ def run(scenario: Path, executor: str) -> tuple[float, Path]:
     return wall, Path(line.split(": ", 1)[1])
 
 
-def tables(report: Path) -> dict[str, list[str]]:
-    """Each markdown/csv file of the report: its table header lines and first-column row labels."""
+def tables(run: Path) -> dict[str, list[str]]:
+    """Each markdown/csv file of the report: its headings (run id blanked), table header lines, and the
+    first two cells of every row (pipeline, size): the structure, not the figures."""
     out = {}
-    for f in sorted(report.rglob("*")):
-        if f.suffix in (".md", ".csv"):
-            lines = f.read_text(encoding="utf-8", errors="replace").splitlines()
-            heads = [x for x in lines if x.startswith("|") and "---" not in x][:1] + \
-                [x for x in lines if x.startswith("#")]
-            out[str(f.relative_to(report))] = heads if f.suffix == ".md" else lines[:1]
+    for f in sorted((run / "report").rglob("*")):
+        if f.suffix not in (".md", ".csv"):
+            continue
+        lines = f.read_text(encoding="utf-8", errors="replace").replace(run.name, "RUN").splitlines()
+        if f.suffix == ".csv":
+            out[str(f.relative_to(run))] = lines[:1] + [",".join(x.split(",")[:2]) for x in lines[1:]]
+            continue
+        shape = []
+        for i, x in enumerate(lines):
+            if x.startswith("#"):
+                shape.append(x)
+            elif x.startswith("|"):
+                below = lines[i + 1] if i + 1 < len(lines) else ""
+                header = below.startswith("|") and set(below.replace("|", "").strip()) <= set("-: ")
+                shape.append(x if header else "|".join(x.split("|")[:3]))
+        out[str(f.relative_to(run))] = shape
     return out
 
 
@@ -78,7 +89,8 @@ def main() -> int:
     files = {e: sorted(str(p.relative_to(r / "report")) for p in (r / "report").rglob("*") if p.is_file())
              for e, r in runs.items()}
     same_files = files["local"] == files["ray"]
-    same_tables = tables(runs["local"] / "report") == tables(runs["ray"] / "report")
+    shapes = {e: tables(r) for e, r in runs.items()}
+    same_tables = shapes["local"] == shapes["ray"]
     print(f"{'executor':<10}{'wall s':>10}")
     for e in ("local", "ray"):
         print(f"{e:<10}{walls[e]:>10.1f}")
@@ -87,7 +99,11 @@ def main() -> int:
     if not same_files:
         print("  only local:", sorted(set(files["local"]) - set(files["ray"])))
         print("  only ray:", sorted(set(files["ray"]) - set(files["local"])))
-    print(f"same tables (headers and sections of every .md/.csv): {same_tables}")
+    print(f"same tables (headings, column headers, row labels of {len(shapes['local'])} .md/.csv files): "
+          f"{same_tables}")
+    for name in sorted(shapes["local"]):
+        if shapes["local"][name] != shapes["ray"].get(name):
+            print(f"  differs: {name}")
     return 0 if same_files and same_tables else 1
 
 
