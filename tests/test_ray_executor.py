@@ -7,6 +7,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -193,3 +195,19 @@ def _wait_for_file(path: Path, proc, timeout: float = 300) -> None:
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.1)
+
+
+def test_missing_ray_names_the_extra(tmp_path):
+    # A failure-path stand-in: a `ray` package that cannot be imported, first on the path.
+    (tmp_path / "noray" / "ray").mkdir(parents=True)
+    (tmp_path / "noray" / "ray" / "__init__.py").write_text("raise ImportError(\"No module named 'ray'\")\n")
+    path = write_scenario(tmp_path, "noray", """\
+        - {name: ok, kind: callable, options: {function: "workloads:pipeline_ok"}}
+        """, extra="executor: ray\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "noray"), str(TESTS)]))
+    for args in (["--executor", "ray"], []):
+        proc = subprocess.run([sys.executable, "-m", "memharness", "run", str(path), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "pip install 'memharness[ray]'" in proc.stderr
+        assert not (tmp_path / "results").exists()  # nothing ran

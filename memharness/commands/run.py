@@ -75,13 +75,6 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         if ray_address is not None and executor is None:
             executor = "ray"
-        if executor == "ray":
-            try:
-                import ray  # noqa: F401
-            except ImportError:
-                err.print("error: --executor ray: Ray is not installed; it is an optional extra: "
-                          "pip install 'memharness[ray]'")
-                raise typer.Exit(2) from None
         req = RunRequest(scenario, sizes=size_list, pipelines=_split(pipelines), repeats=repeats, resume=resume,
                          dry_run=dry_run, retry_failed=retry_failed, report=report, force=force,
                          executor=executor, ray_address=ray_address)

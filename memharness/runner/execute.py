@@ -79,6 +79,10 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         console.print(message, highlight=False)
 
     scenario = load(req.scenario_path)
+    if (req.executor or scenario.executor) == "ray":
+        from memharness.runner.executors.ray import import_ray
+
+        import_ray()  # no Ray: one line naming the extra, before any work
     plans = expand(scenario, req.sizes, req.pipelines, req.repeats)
     manifest: Manifest | None = None
     changes: list[str] = []

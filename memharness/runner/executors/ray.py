@@ -34,7 +34,7 @@ from memharness.runner.preflight import Preflight, interpreter_env
 from memharness.runner.signals import Interrupted
 from memharness.runner.supervisor import CellOutcome, run_cell, summarize, write_cell_spec
 
-EXTRA_HINT = "the ray executor needs Ray, an optional extra: pip install 'memharness[ray]'"
+EXTRA_HINT = "executor ray: Ray is not installed; it is an optional extra: pip install 'memharness[ray]'"
 LOST_ERRORS = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError", "ActorDiedError",
                "LocalRayletDiedError", "RaySystemError")
 
