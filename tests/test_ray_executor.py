@@ -153,14 +153,15 @@ def test_killed_worker_is_lost_and_retried_when_asked(tmp_path, local_ray):
     assert "running it again (try 2)" in out
 
 
-def test_ctrl_c_then_resume(tmp_path):
+@pytest.mark.parametrize(("first_executor", "resume_executor"), [("ray", "local"), ("local", "ray")])
+def test_ctrl_c_then_resume(tmp_path, first_executor, resume_executor):
     pidfile, release = tmp_path / "cell.pid", tmp_path / "release"
     path = write_scenario(tmp_path, "resumable", f"""\
         - {{name: first, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
         - {{name: second, kind: callable, options: {{function: "workloads:pipeline_sleeps", pidfile: "{pidfile}",
             seconds: 600, release: "{release}"}}}}
         """, extra="num_cpus: 0.5\n")
-    proc = memharness("run", str(path), "--no-report", "--executor", "ray", cwd=tmp_path)
+    proc = memharness("run", str(path), "--no-report", "--executor", first_executor, cwd=tmp_path)
     cell_pid = _wait_for(pidfile, timeout=300)  # the second cell is inside its pipeline
     run = next((tmp_path / "results" / "resumable").iterdir())
     first = run / "cells" / "first__50__r0" / "status.json"
@@ -177,14 +178,16 @@ def test_ctrl_c_then_resume(tmp_path):
     first_before = first.read_text()
 
     release.write_text("")
-    proc = memharness("run", str(path), "--resume", str(run), "--no-report", "--executor", "local", cwd=tmp_path)
+    proc = memharness("run", str(path), "--resume", str(run), "--no-report", "--executor", resume_executor,
+                      cwd=tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "resuming: 1 cells already finished, 1 to run" in out
     manifest = json.loads((run / "manifest.json").read_text())
     assert [(c["id"], c["status"], c["executor"]) for c in manifest["cells"]] == [
-        ("first__50__r0", "done", "ray"), ("second__50__r0", "done", "local")]
+        ("first__50__r0", "done", first_executor), ("second__50__r0", "done", resume_executor)]
     assert first.read_text() == first_before  # not redone
+    assert sorted(p.name for p in (run / "cells").iterdir()) == ["first__50__r0", "second__50__r0"]
 
 
 def _wait_for_file(path: Path, proc, timeout: float = 300) -> None:
