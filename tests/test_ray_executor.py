@@ -214,3 +214,14 @@ def test_missing_ray_names_the_extra(tmp_path):
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "pip install 'memharness[ray]'" in proc.stderr
         assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_cell_no_node_can_run_is_an_error_not_a_hang(tmp_path):
+    path = write_scenario(tmp_path, "nogpu", """\
+        - {name: ok, kind: callable, options: {function: "workloads:pipeline_ok"}}
+        """, extra="device: cpu\ngpus_per_cell: 1\n")
+    proc = memharness("run", str(path), "--no-report", "--executor", "ray", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 2, out
+    assert "error: ok__50__r0: no node of the Ray cluster offers CPU 1, GPU 1" in out
+    assert "it would wait forever" in out

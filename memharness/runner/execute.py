@@ -189,7 +189,7 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
                 from memharness.runner.executors import ray as ray_executor
 
                 code = ray_executor.run_cells(todo, run_dir, manifest, scenario, pre, req.ray_address,
-                                              stops.requested, progress, task, say)
+                                              stops.requested, progress, task, say, disk_low)
                 todo = []
             for i, plan in enumerate(todo, 1):
                 stops.check()

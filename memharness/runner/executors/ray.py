@@ -12,6 +12,7 @@ the running cells interrupted for `--resume`.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -201,6 +202,18 @@ def _classify_error(exc: BaseException) -> tuple[str, str]:
     return "executor", f"the Ray task failed: {name}: {text}"
 
 
+def _unplaceable(ray, opts: dict[str, Any]) -> str | None:
+    """Why no node of the cluster can ever run a task asking for `opts` (None when some node can)."""
+    need = {"CPU": opts.get("num_cpus") or 0, "GPU": opts.get("num_gpus") or 0, "memory": opts.get("memory") or 0,
+            **opts.get("resources", {})}
+    need = {k: v for k, v in need.items() if v}
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if not need or any(all(have.get(k, 0) >= v for k, v in need.items()) for have in nodes):
+        return None
+    wanted = ", ".join(f"{k} {v / 2**30:.2f} GiB" if k == "memory" else f"{k} {v:g}" for k, v in need.items())
+    return f"no node of the Ray cluster offers {wanted} (num_cpus, gpus_per_cell / device, max_rss, resources)"
+
+
 def _placement(node: dict[str, Any] | None) -> dict[str, Any]:
     if not node:
         return {"executor": "ray"}
@@ -209,7 +222,8 @@ def _placement(node: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Preflight, address: str | None,
-              stop_requested: Callable[[], int | None], progress, task, say: Callable[[str], None]) -> int:
+              stop_requested: Callable[[], int | None], progress, task, say: Callable[[str], None],
+              disk_low: Callable[[], bool] | None = None) -> int:
     """Run `todo` as Ray tasks; returns 0 when all are done, 1 when some failed. Raises Interrupted on a
     signal (after cancelling every task) and OSError when the run folder cannot be written."""
     ray = import_ray()
@@ -232,6 +246,13 @@ def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Pref
         tries[plan.id] = tries.get(plan.id, 0) + 1
         pending[remote.options(**cell_options(scenario, pre, plan)).remote(plan, scenario, pre, board)] = plan
 
+    for plan in todo:
+        why = _unplaceable(ray, cell_options(scenario, pre, plan))
+        if why is not None and started_here:
+            ray.shutdown()
+            raise ValueError(f"{plan.id}: {why}; it would wait forever")
+        if why is not None:  # a cluster that joins nodes on demand (autoscaler) may still place it
+            say(f"warning: {plan.id}: {why} yet; it waits until one joins")
     code = 0
     done = failed = 0
     seen_running: set[str] = set()
@@ -264,6 +285,8 @@ def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Pref
                     outcome = record_failure(run_dir, plan, scenario, pre, cause, message, node)
                 else:
                     node = result["node"]
+                    if disk_low is not None and disk_low():
+                        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "cells" / plan.id))
                     install_cell(run_dir, plan.id, result["tar"])
                     outcome = CellOutcome(**result["outcome"])
                 manifest.cell(plan.id).update(_placement(node))
