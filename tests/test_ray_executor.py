@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from memharness.compare.envdiff import diff
 from memharness.core.records import read_calls
 
 ray = pytest.importorskip("ray")
@@ -81,6 +82,12 @@ def test_same_per_call_figures_as_local(tmp_path, local_ray):
         assert fp["node"]["node_id"] == c["node"]["node_id"] and fp["python"]
     assert sorted(p.name for p in (run_ray / "cells").iterdir()) == sorted(local)  # no temp folders left
     assert all(c["executor"] == "local" for c in json.loads((run_local / "manifest.json").read_text())["cells"])
+    # the same machine under both executors: no environment difference in `compare`, node type included
+    fps = {r: [json.loads(p.read_text()) for p in sorted((r / "cells").glob("*/fingerprint.json"))]
+           for r in (run_local, run_ray)}
+    env = diff(fps[run_local], fps[run_ray])
+    assert env.differ == [], env.differ
+    assert "node type" in dict(env.same)
 
 
 def test_exception_max_rss_timeout_recorded_others_finish(tmp_path, local_ray):

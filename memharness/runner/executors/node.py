@@ -37,6 +37,14 @@ def node_type(cpu_model: str | None, cpu_count: int | None, memory: int | None, 
     return ", ".join(parts)
 
 
+def machine_gpus(fingerprint: dict[str, Any] | None) -> str | None:
+    """Every GPU of the machine from a fingerprint's `gpu` section, e.g. `8 x NVIDIA H200` (None: no GPU)."""
+    devices = ((fingerprint or {}).get("gpu") or {}).get("devices") or []
+    names = [str(d.get("name", "?")) for d in devices if isinstance(d, dict)]
+    counts = {n: names.count(n) for n in dict.fromkeys(names)}
+    return ", ".join(n if c == 1 else f"{c} x {n}" for n, c in counts.items()) or None
+
+
 def local_node(gpus: str | None = None) -> dict[str, Any]:
     cpu, count, mem = _cpu_model(), os.cpu_count(), _memory_total()
     return {"hostname": platform.node(), "cpu": cpu, "cpu_count": count, "memory_total": mem,

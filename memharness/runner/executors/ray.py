@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import read_json, write_json
-from memharness.runner.executors.node import local_node
+from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, interpreter_env
 from memharness.runner.signals import Interrupted
@@ -85,9 +85,24 @@ def _tar_folder(folder: Path, skip_work: bool) -> bytes:
     return buf.getvalue()
 
 
-def cell_task(plan: CellPlan, scenario, pre: Preflight, board) -> dict[str, Any]:
+# Variables Ray sets in its workers that the local executor's cells would not see; the task puts back the
+# driver's values (CUDA_VISIBLE_DEVICES stays Ray's: it is how a cell gets the GPU Ray gave it).
+RAY_SET_ENV = ("OMP_NUM_THREADS",)
+
+
+def driver_env() -> dict[str, str | None]:
+    return {k: os.environ.get(k) for k in RAY_SET_ENV}
+
+
+def cell_task(plan: CellPlan, scenario, pre: Preflight, board, env: dict[str, str | None]) -> dict[str, Any]:
     """The body of a cell's Ray task: run the cell into a scratch folder and hand the folder back."""
     import ray
+
+    for key, value in env.items():  # the worker process ends after this task (max_calls=1)
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
     ctx = ray.get_runtime_context()
     gpu_ids = list(ray.get_gpu_ids())
@@ -107,9 +122,10 @@ def cell_task(plan: CellPlan, scenario, pre: Preflight, board) -> dict[str, Any]
         taken = _node_fingerprint(check.python, sorted((fp.get("packages") or {}).keys()), scenario.env)
         if taken is not None:
             fp.update(taken)
-        node["gpu"] = _gpu_names(taken, gpu_ids)
-        node["type"] = local_node(node["gpu"] if gpu_ids else None)["type"]
-        fp["node"] = {k: node[k] for k in ("hostname", "node_id", "node_ip", "type", "gpu_ids", "gpu")}
+        node["gpu"] = _gpu_names(taken, gpu_ids) if gpu_ids else None  # the GPUs Ray gave this cell
+        node["type"] = local_node(machine_gpus(fp))["type"]  # the machine, as the local executor records it
+        fp["node"] = {**(fp.get("node") or {}),
+                      **{k: node[k] for k in ("hostname", "node_id", "node_ip", "type", "gpu_ids", "gpu")}}
         fp["executor"] = "ray"
         write_json(cell_dir / "fingerprint.json", fp)
         return {"outcome": asdict(outcome), "node": node,
@@ -239,12 +255,13 @@ def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Pref
     manifest.save()
     board = ray.remote(num_cpus=0)(_Board).remote()
     remote = ray.remote(max_calls=1)(cell_task)
+    env = driver_env()
     tries: dict[str, int] = {}
     pending: dict[Any, CellPlan] = {}
 
     def submit(plan: CellPlan) -> None:
         tries[plan.id] = tries.get(plan.id, 0) + 1
-        pending[remote.options(**cell_options(scenario, pre, plan)).remote(plan, scenario, pre, board)] = plan
+        pending[remote.options(**cell_options(scenario, pre, plan)).remote(plan, scenario, pre, board, env)] = plan
 
     for plan in todo:
         why = _unplaceable(ray, cell_options(scenario, pre, plan))
