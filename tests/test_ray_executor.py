@@ -183,6 +183,8 @@ def test_ctrl_c_then_resume(tmp_path, first_executor, resume_executor):
     assert [(c["id"], c["status"]) for c in manifest["cells"]] == [
         ("first__50__r0", "done"), ("second__50__r0", "interrupted")]
     first_before = first.read_text()
+    second = json.loads((run / "cells" / "second__50__r0" / "status.json").read_text())
+    assert (second["status"], second["cause"]) == ("interrupted", "interrupted")  # under either executor
 
     release.write_text("")
     proc = memharness("run", str(path), "--resume", str(run), "--no-report", "--executor", resume_executor,

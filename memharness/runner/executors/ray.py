@@ -32,7 +32,7 @@ from memharness.core.atomic import read_json, write_json
 from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, interpreter_env
-from memharness.runner.signals import Interrupted
+from memharness.runner.signals import Interrupted, stop_message
 from memharness.runner.supervisor import CellOutcome, run_cell, summarize, write_cell_spec
 
 EXTRA_HINT = "executor ray: Ray is not installed; it is an optional extra: pip install 'memharness[ray]'"
@@ -195,17 +195,17 @@ def install_cell(run_dir: Path, cell_id: str, archive: bytes) -> Path:
 
 
 def record_failure(run_dir: Path, plan: CellPlan, scenario, pre: Preflight, cause: str, message: str,
-                   node: dict[str, Any] | None) -> CellOutcome:
-    """A cell the executor lost (no folder came back): a cell folder holding its spec and status."""
+                   node: dict[str, Any] | None, status: str = "failed") -> CellOutcome:
+    """A cell whose folder did not come back (lost, cancelled): a cell folder holding its spec and status."""
     cell_dir = run_dir / "cells" / plan.id
     cell_dir.mkdir(parents=True, exist_ok=True)
     write_cell_spec(cell_dir, plan, scenario, pre)
-    record = {"status": "failed", "cause": cause, "message": message, "exit_code": None, "wall_seconds": 0.0,
+    record = {"status": status, "cause": cause, "message": message, "exit_code": None, "wall_seconds": 0.0,
               "peak_tree_rss": 0, "size": plan.size, "pipeline": plan.pipeline}
     if node:
         record["node"] = {k: node.get(k) for k in ("hostname", "node_id", "node_ip")}
     write_json(cell_dir / "status.json", record)
-    return CellOutcome("failed", cause, message, 0.0, 0)
+    return CellOutcome(status, cause, message, 0.0, 0)
 
 
 def _classify_error(exc: BaseException) -> tuple[str, str]:
@@ -273,12 +273,18 @@ def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Pref
     code = 0
     done = failed = 0
     seen_running: set[str] = set()
+    nodes: dict[str, dict[str, Any]] = {}
     try:
         for plan in todo:
             submit(plan)
         while pending:
             signum = stop_requested()
             if signum is not None:
+                for ref, plan in list(pending.items()):  # cancel first, then leave what the folder needs
+                    ray.cancel(ref, force=True)
+                    if plan.id in seen_running:
+                        record_failure(run_dir, plan, scenario, pre, "interrupted", stop_message(signum),
+                                       nodes.get(plan.id) if nodes else None, status="interrupted")
                 raise Interrupted(signum)
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
             nodes = ray.get(board.snapshot.remote())
