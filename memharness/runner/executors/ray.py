@@ -247,7 +247,12 @@ def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Pref
     if started_here:
         # Ray installs handlers of its own: keep the run's (runner/signals.py) so Ctrl-C still stops it cleanly.
         handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
+            raise ValueError(f"cannot {where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}; "
+                             f"the run folder {run_dir} keeps its cells pending (--resume runs them)") from None
         for s, handler in handlers.items():
             if handler is not None:
                 signal.signal(s, handler)
