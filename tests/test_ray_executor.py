@@ -88,6 +88,9 @@ def test_same_per_call_figures_as_local(tmp_path, local_ray):
     env = diff(fps[run_local], fps[run_ray])
     assert env.differ == [], env.differ
     assert "node type" in dict(env.same)
+    types = {r: {c["node"]["type"] for c in json.loads((r / "manifest.json").read_text())["cells"]}
+             for r in (run_local, run_ray)}
+    assert types[run_local] == types[run_ray] and len(types[run_ray]) == 1
 
 
 def test_exception_max_rss_timeout_recorded_others_finish(tmp_path, local_ray):

@@ -197,7 +197,7 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
                     raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
                 progress.update(task, description=f"[{i}/{len(todo)}] {plan.id}")
                 current = plan
-                manifest.cell(plan.id).update(local_placement())
+                manifest.cell(plan.id).update(local_placement(pre.pipelines[plan.pipeline].probe.get("fingerprint")))
                 manifest.set_status(plan.id, "running")
 
                 def tick(elapsed: float, rss: int) -> None:

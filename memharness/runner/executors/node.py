@@ -51,7 +51,8 @@ def local_node(gpus: str | None = None) -> dict[str, Any]:
             "type": node_type(cpu, count, mem, gpus)}
 
 
-def local_placement() -> dict[str, Any]:
-    """What the manifest records about where a cell of the local executor ran."""
-    node = local_node()
+def local_placement(fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the manifest records about where a cell of the local executor ran (`fingerprint`: the probe's,
+    for the machine's GPUs, so the type matches the one in the cell's fingerprint.json)."""
+    node = local_node(machine_gpus(fingerprint))
     return {"executor": "local", "node": {"hostname": node["hostname"], "type": node["type"]}}
