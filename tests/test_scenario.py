@@ -199,7 +199,8 @@ BAD = {
         edit("pipelines:\n", "pipelines: colbert\nunused:\n"),
         "s.yaml:5: pipelines: expected a list, got string 'colbert'\n"
         "s.yaml:6: unused: unknown key (allowed: name, description, corpus, model, pipelines, sizes, "
-        "repeats, device, targets, sample_interval, line_profile, timeout, max_rss, output, env, leftovers, explain)",
+        "repeats, device, targets, sample_interval, line_profile, timeout, max_rss, output, env, leftovers, explain, "
+        "executor, gpus_per_cell, num_cpus, retries_on_lost, return_work, resources)",
     ),
     "unknown top-level key": (
         edit("sizes:", "size:"),

@@ -44,6 +44,12 @@ def register(app: typer.Typer) -> None:
         report: Annotated[bool, typer.Option("--report/--no-report", help="Render the report at the end.")] = True,
         force: Annotated[bool, typer.Option("--force", help="With --resume: run the remaining cells under an "
                                                             "edited scenario (both are recorded).")] = False,
+        executor: Annotated[str | None, typer.Option("--executor", metavar="local|ray",
+                                                     help="Where cells run (default: the scenario's "
+                                                          "`executor`, else local).")] = None,
+        ray_address: Annotated[str | None, typer.Option("--ray-address", metavar="ADDRESS",
+                                                        help="With --executor ray: join this Ray cluster "
+                                                             "(default: start a local Ray).")] = None,
     ) -> None:
         """Run every cell of a scenario. Exit 0: all cells done; 1: some failed; 2: nothing ran (bad input,
         preflight, run folder in use); 74: the run folder could not be written (disk full; free space and
@@ -64,8 +70,14 @@ def register(app: typer.Typer) -> None:
         if resume is not None and not (resume / "manifest.json").exists():
             err.print(f"error: --resume {resume}: not a memharness run folder (no manifest.json)")
             raise typer.Exit(2)
+        if executor is not None and executor not in ("local", "ray"):
+            err.print(f"error: --executor {executor}: expected local or ray")
+            raise typer.Exit(2)
+        if ray_address is not None and executor is None:
+            executor = "ray"
         req = RunRequest(scenario, sizes=size_list, pipelines=_split(pipelines), repeats=repeats, resume=resume,
-                         dry_run=dry_run, retry_failed=retry_failed, report=report, force=force)
+                         dry_run=dry_run, retry_failed=retry_failed, report=report, force=force,
+                         executor=executor, ray_address=ray_address)
         try:
             code, _ = execute(req, console)
         except ScenarioError as exc:

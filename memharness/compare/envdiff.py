@@ -13,7 +13,7 @@ from typing import Any
 MEMORY_ENV_VARS = ("PYTORCH_CUDA_ALLOC_CONF", "MALLOC_ARENA_MAX", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 # Keys shown first, in this order; any other package or env var a fingerprint holds follows them.
 KEY_ORDER = ("python", "torch", "CUDA", "cudnn", "driver", "GPU", "colbert-ai", "ragatouille", "transformers",
-             "faiss", "glibc", *(f"env {v}" for v in MEMORY_ENV_VARS), "kmeans", "platform")
+             "faiss", "glibc", *(f"env {v}" for v in MEMORY_ENV_VARS), "kmeans", "platform", "node type")
 MISSING = "-"
 UNSET = "(unset)"
 
@@ -89,6 +89,9 @@ def flatten(fp: dict[str, Any]) -> dict[str, str]:
             out[f"env {var}"] = UNSET if value is None else str(value)
     if "kmeans" in fp:
         out["kmeans"] = _text(fp["kmeans"])
+    node = fp.get("node")  # the Ray executor records the node a cell ran on; cells on two node types differ
+    if isinstance(node, dict) and node.get("type"):
+        out["node type"] = _text(node["type"])
     return out
 
 

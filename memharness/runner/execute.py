@@ -10,6 +10,7 @@ from pathlib import Path
 
 from memharness.core.atomic import read_json, write_json
 from memharness.runner import diskspace
+from memharness.runner.executors.node import local_placement
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
 from memharness.runner.preflight import PreflightError, remove_empty, run_preflight
@@ -30,7 +31,8 @@ class ScenarioChanged(ValueError):
 class RunRequest:
     def __init__(self, scenario_path: Path, sizes: list[int] | None = None, pipelines: list[str] | None = None,
                  repeats: int | None = None, resume: Path | None = None, dry_run: bool = False,
-                 retry_failed: bool = False, report: bool = True, force: bool = False) -> None:
+                 retry_failed: bool = False, report: bool = True, force: bool = False,
+                 executor: str | None = None, ray_address: str | None = None) -> None:
         self.scenario_path = Path(scenario_path)
         self.sizes = sizes
         self.pipelines = pipelines
@@ -40,6 +42,8 @@ class RunRequest:
         self.retry_failed = retry_failed
         self.report = report
         self.force = force
+        self.executor = executor  # None: the scenario's `executor`
+        self.ray_address = ray_address
 
 
 def execute(req: RunRequest, console) -> tuple[int, Path | None]:
@@ -75,6 +79,10 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         console.print(message, highlight=False)
 
     scenario = load(req.scenario_path)
+    if (req.executor or scenario.executor) == "ray":
+        from memharness.runner.executors.ray import import_ray
+
+        import_ray()  # no Ray: one line naming the extra, before any work
     plans = expand(scenario, req.sizes, req.pipelines, req.repeats)
     manifest: Manifest | None = None
     changes: list[str] = []
@@ -173,15 +181,23 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
     current: CellPlan | None = None
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[live]}")]
+    executor = req.executor or scenario.executor
     try:
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("cells", total=len(todo), live="")
+            if executor == "ray" and todo:
+                from memharness.runner.executors import ray as ray_executor
+
+                code = ray_executor.run_cells(todo, run_dir, manifest, scenario, pre, req.ray_address,
+                                              stops.requested, progress, task, say, disk_low)
+                todo = []
             for i, plan in enumerate(todo, 1):
                 stops.check()
                 if disk_low():
                     raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
                 progress.update(task, description=f"[{i}/{len(todo)}] {plan.id}")
                 current = plan
+                manifest.cell(plan.id).update(local_placement(pre.pipelines[plan.pipeline].probe.get("fingerprint")))
                 manifest.set_status(plan.id, "running")
 
                 def tick(elapsed: float, rss: int) -> None:

@@ -38,6 +38,7 @@ from memharness.core.clock import now_ns
 from memharness.core.sampler import GUARD_FILE
 from memharness.core.session import start_sampler, stop_sampler
 from memharness.runner import leftovers as leftovers_mod
+from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, cache_dir, interpreter_env
 from memharness.runner.signals import Interrupted, stop_message
@@ -125,6 +126,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario, pre: Preflight,
     write_cell_spec(cell_dir, plan, scenario, pre)
     fingerprint = dict(check.probe.get("fingerprint", {}))
     fingerprint["device"] = check.device
+    fingerprint["node"] = local_node(machine_gpus(fingerprint))  # the Ray executor retakes it on its node
     write_json(cell_dir / "fingerprint.json", fingerprint)
     env = interpreter_env(scenario.env)
     # A virtualenv's python is a symlink to the base interpreter: compare bin folders, not resolved files.

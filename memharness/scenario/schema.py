@@ -180,6 +180,8 @@ class PipelineSpec(StrictModel):
     model: ModelRef | None = None
     targets: list[DottedPath] = Field(default_factory=list)
     default_targets: StrictBool = True
+    # Ray executor only: custom Ray resources this pipeline's cells ask for (pins them to nodes offering them).
+    resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
 
     @field_validator("options")
     @classmethod
@@ -256,6 +258,16 @@ class Scenario(StrictModel):
     leftovers: Literal["kill", "warn", "keep"] = "kill"
     # Cells to explain during the run: memray / torch's allocator history around one call (memharness[explain]).
     explain: list[ExplainSpec] = Field(default_factory=list)
+    # Where cells run (docs/executors.md): one after another on this machine, or as Ray tasks.
+    executor: Literal["local", "ray"] = "local"
+    # Ray only: GPUs per cell (fractional allowed; default 1 for device cuda, else 0), CPUs per cell,
+    # how often a cell whose worker or node was lost is run again, and whether its work/ folder comes back.
+    gpus_per_cell: Annotated[float, Field(gt=0)] | None = None
+    num_cpus: Annotated[float, Field(ge=0)] = 1
+    retries_on_lost: Annotated[StrictInt, Field(ge=0)] = 0
+    return_work: StrictBool = False
+    # Ray only: custom Ray resources every cell's task asks for (a pipeline's `resources` add to these).
+    resources: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
 
     @field_validator("sizes")
     @classmethod
