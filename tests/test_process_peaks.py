@@ -195,3 +195,15 @@ def test_tree_peak_during_a_call_is_the_highest_tree_sample_inside_it(tmp_path):
     assert call.tree_peak == int(tree["value"].max())
 
 
+
+
+def test_a_child_reading_its_parents_memory_to_the_byte_is_counted_once():
+    """A vfork child before exec reads its parent's status to the byte: the sampler gives it nothing of its
+    own (no double tree sum, no borrowed high-water mark); a child with its own memory keeps its reading."""
+    from memharness.core.sampler import shared_with_parent
+
+    parent = (900 << 20, 800 << 20, 700 << 20, 100 << 20, 0)  # hwm, rss, anon, file, shmem
+    readings = {10: parent, 11: parent, 12: (20 << 20, 16 << 20, 10 << 20, 6 << 20, 0), 13: parent}
+    parents = {11: 10, 12: 10, 13: 12}  # 13 equals 10 but is 12's child: not sharing with its parent
+    assert shared_with_parent(readings, parents) == {11}
+    assert shared_with_parent({10: parent}, {}) == set()

@@ -96,6 +96,18 @@ def _open_gpu(enabled: str) -> _Gpu | None:
     return gpu if gpu.handles else None
 
 
+def shared_with_parent(readings: dict[int, tuple], parents: dict[int, int | None]) -> set[int]:
+    """The processes whose `/proc/<pid>/status` reading equals their parent's to the byte in the same tick.
+
+    A child started with `vfork` (Python's subprocess and multiprocessing's helpers start theirs so) shares
+    its parent's address space until it execs: its VmRSS, VmHWM, RssAnon and RssFile are the parent's.
+    Counted as its own, that memory would double the parent in the tree sum (and could trip `max_rss`) and
+    give the child the parent's high-water mark as its lifetime peak. Such a child holds nothing of its own
+    until it execs (a `fork` child caught before its first write is sharing the same pages too)."""
+    return {p for p, m in readings.items()
+            if (pp := parents.get(p)) is not None and m[1] > 0 and readings.get(pp) == m}
+
+
 def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None, gpu: str = "auto",
            exclude: set[int] | None = None) -> dict:
     stop = {"flag": False}
@@ -138,7 +150,10 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
             rows = []
             mem_rows = []
             total = anon_total = file_total = 0
+            shared = shared_with_parent(dict(readings), parents)
             for p, (hwm, rss, anon, file, _shmem) in readings:
+                if p in shared:  # the parent's memory, read through a vfork child: hold nothing of its own
+                    hwm = rss = anon = file = 0
                 total += rss
                 anon_total += anon
                 file_total += file
