@@ -9,17 +9,14 @@ One `memharness run` of three variants x 5 repeats: `base`, `same` (the same fun
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli import memharness_cli
 
 pytestmark = pytest.mark.e2e
 
-TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
 TREE = "(process tree)"
 
 SCENARIO = """\
@@ -50,16 +47,8 @@ output: {output}
 """
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
-
-
 def _memharness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "memharness", *map(str, args)], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=600)
+    return memharness_cli(*args, cwd=cwd, timeout=600)
 
 
 @pytest.fixture(scope="module")

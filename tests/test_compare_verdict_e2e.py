@@ -11,18 +11,15 @@ Then stability: the same scenario run twice on unchanged code, for three corpus 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli import memharness_cli
 
 pytestmark = pytest.mark.e2e
 
-TESTS = Path(__file__).resolve().parent
-ROOT = TESTS.parent
 TREE = "(process tree)"
 INDEX, WORK = "workloads_shift.index", "workloads_shift.work"
 MiB = 1 << 20
@@ -50,16 +47,8 @@ def _pipelines(names: list[str]) -> str:
                      for n in names)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
-
-
 def _memharness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "memharness", *map(str, args)], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=900)
+    return memharness_cli(*args, cwd=cwd, timeout=900)
 
 
 def _run(tmp: Path, name: str, corpus: str, pipelines: list[str]) -> Path:

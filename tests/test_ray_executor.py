@@ -21,7 +21,16 @@ from memharness.core.records import read_calls
 ray = pytest.importorskip("ray")
 
 from rich.console import Console  # noqa: E402
-from test_runner_failures import TESTS, _alive, _wait_for, cell, memharness, write_scenario  # noqa: E402
+from test_runner_failures import (  # noqa: E402
+    FAILURE_LIMITS,
+    FAILURE_PIPELINES,
+    TESTS,
+    _alive,
+    _wait_for,
+    cell,
+    memharness,
+    write_scenario,
+)
 
 from memharness.runner.execute import RunRequest, execute  # noqa: E402
 
@@ -94,13 +103,7 @@ def test_same_per_call_figures_as_local(tmp_path, local_ray):
 
 
 def test_exception_max_rss_timeout_recorded_others_finish(tmp_path, local_ray):
-    path = write_scenario(tmp_path, "failures", """\
-        - {name: ok, kind: callable, options: {function: "workloads:pipeline_ok", mib: 20}}
-        - {name: raises, kind: callable, options: {function: "workloads:pipeline_raises"}}
-        - {name: grows, kind: callable, options: {function: "workloads:pipeline_grows", step_mib: 64}}
-        - {name: sleeps, kind: callable, options: {function: "workloads:pipeline_sleeps", seconds: 600}}
-        - {name: ok2, kind: callable, options: {function: "workloads:pipeline_ok", mib: 30}}
-        """, extra="max_rss: 600MiB\ntimeout: 20s\nreturn_work: true\n")
+    path = write_scenario(tmp_path, "failures", FAILURE_PIPELINES, extra=FAILURE_LIMITS + "return_work: true\n")
     code, run, out = run_in_process(path, executor="ray")
     assert code == 1, out
     manifest = json.loads((run / "manifest.json").read_text())

@@ -56,14 +56,19 @@ def cell(run: Path, cid: str) -> tuple[dict, Path]:
     return json.loads((d / "status.json").read_text()), d
 
 
-def test_exception_max_rss_timeout_recorded_and_other_cells_complete(tmp_path):
-    path = write_scenario(tmp_path, "failures", """\
+# One cell for each way a cell can end, and two good ones around them (the Ray executor runs the same matrix).
+FAILURE_PIPELINES = """\
         - {name: ok, kind: callable, options: {function: "workloads:pipeline_ok", mib: 20}}
         - {name: raises, kind: callable, options: {function: "workloads:pipeline_raises"}}
         - {name: grows, kind: callable, options: {function: "workloads:pipeline_grows", step_mib: 64}}
         - {name: sleeps, kind: callable, options: {function: "workloads:pipeline_sleeps", seconds: 600}}
         - {name: ok2, kind: callable, options: {function: "workloads:pipeline_ok", mib: 30}}
-        """, extra="max_rss: 600MiB\ntimeout: 20s\n")
+        """
+FAILURE_LIMITS = "max_rss: 600MiB\ntimeout: 20s\n"
+
+
+def test_exception_max_rss_timeout_recorded_and_other_cells_complete(tmp_path):
+    path = write_scenario(tmp_path, "failures", FAILURE_PIPELINES, extra=FAILURE_LIMITS)
     proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 1, out
