@@ -12,6 +12,8 @@ import memharness
 from memharness.report.aggregate import TREE
 from memharness.report.runinfo import load_run
 
+pytestmark = pytest.mark.usefixtures("calibrated")  # see tests/conftest.py
+
 MiB = 1 << 20
 TOL = 0.03
 TARGETS = ["workloads.outer", "workloads.inner"]

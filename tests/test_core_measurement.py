@@ -11,6 +11,8 @@ import workloads
 from memharness.core.records import KIND_TREE_RSS, read_calls, read_processes, read_timeline
 from memharness.core.session import Session
 
+pytestmark = pytest.mark.usefixtures("calibrated")  # see tests/conftest.py
+
 MiB = 1 << 20
 TOL = 0.03
 TARGETS = ["workloads.outer", "workloads.inner"]

@@ -14,6 +14,8 @@ import pytest
 
 from memharness.core.lineprof import LineProfiles
 
+pytestmark = pytest.mark.usefixtures("calibrated")  # see tests/conftest.py
+
 MODULE = textwrap.dedent('''
     import functools
 

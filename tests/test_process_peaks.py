@@ -19,6 +19,8 @@ from memharness.core.session import Session
 from memharness.report.aggregate import TREE, collect
 from memharness.report.tables import build_tables
 
+pytestmark = pytest.mark.usefixtures("calibrated")  # see tests/conftest.py
+
 TESTS = Path(__file__).resolve().parent
 MiB = 1 << 20
 TOL = 0.03
