@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memharness.explain.hook import ENV
+from memharness.core.explainer import ENV
 
 
 class ExplainError(Exception):
