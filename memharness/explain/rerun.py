@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.explainer import ENV
+from memharness.errors import MemharnessError
 
 
-class ExplainError(Exception):
+class ExplainError(MemharnessError):
     """Bad input or a second run that could not explain the call; the message is one line."""
 
 
