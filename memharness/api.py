@@ -33,6 +33,7 @@ from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.records import CallRecord, read_calls, read_timeline, tree_rss_series
+from memharness.errors import MemharnessError
 
 MiB = float(1 << 20)
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -41,7 +42,7 @@ _current: Profile | None = None
 _fingerprint_cache: dict[str, Any] | None = None
 
 
-class ProfileError(RuntimeError):
+class ProfileError(MemharnessError, RuntimeError):
     """Misuse of `memharness.profile` (nested blocks, results asked before the block ended, ...)."""
 
 

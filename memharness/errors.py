@@ -9,6 +9,12 @@ from __future__ import annotations
 
 
 class MemharnessError(Exception):
-    """An error whose message is meant for the user; `exit_code` is what `memharness` exits with."""
+    """An error whose message is meant for the user; `exit_code` is what `memharness` exits with (2 unless
+    the class or the raise says otherwise)."""
 
     exit_code: int = 2
+
+    def __init__(self, *args: object, exit_code: int | None = None) -> None:
+        super().__init__(*args)
+        if exit_code is not None:
+            self.exit_code = exit_code

@@ -42,9 +42,9 @@ def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import gpu_calibrate as mod
 
+    from memharness.core.gpuprobe import make_probe
     from memharness.core.records import KIND_GPU_PROC_USED, KIND_GPU_USED, read_calls, read_timeline
     from memharness.core.session import Session
-    from memharness.gpu.probe import make_probe
 
     out = Path(sys.argv[1])
     torch.cuda.init()

@@ -173,7 +173,7 @@ def test_report_shows_the_explained_call_with_its_top_sites(calibrated_run):
 def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path):
     import explain_workloads
 
-    from memharness.explain.hook import Explainer
+    from memharness.core.explainer import Explainer
     from memharness.explain.host import sites_at_peak
 
     ex = Explainer({"target": TARGET, "out_dir": str(tmp_path), "host": True, "gpu": True})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 
+from memharness.core.gpuprobe import GpuProbe, TorchNvmlBackend
 from memharness.core.records import read_calls, read_timeline
 from memharness.core.session import Session
-from memharness.gpu.probe import GpuProbe, TorchNvmlBackend
 
 GiB = 1 << 30
 MiB = 1 << 20

@@ -11,11 +11,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from memharness.commands import schema as schema_command
-from memharness.commands import validate as validate_command
+from memharness.cli import app as memharness_app
 from memharness.pipelines.registry import KINDS
 from memharness.scenario import (
     Scenario,
@@ -553,10 +551,7 @@ def test_parse_memory_rejects(value):
 
 @pytest.fixture
 def cli():
-    app = typer.Typer()
-    validate_command.register(app)
-    schema_command.register(app)
-    return app
+    return memharness_app
 
 
 def test_validate_command_ok_and_errors(tmp_path, cli, monkeypatch):

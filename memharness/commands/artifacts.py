@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from memharness.commands._common import Format
+from memharness.errors import MemharnessError
 
-class Format(str, Enum):
-    md = "md"
-    json = "json"
-
-
-artifacts_app = typer.Typer(
+app = typer.Typer(
     help="Index artifacts: compare two index folders (numeric drift between releases).",
     no_args_is_help=True,
 )
@@ -27,41 +24,30 @@ DIFF_HELP = (
 )
 
 
-@artifacts_app.command("diff", help=DIFF_HELP)
+@app.command("diff", help=DIFF_HELP)
 def diff(
-    dir_a: Path = typer.Argument(..., help="index folder, any folder, or a memharness cell folder"),
-    dir_b: Path = typer.Argument(..., help="the folder to compare it with"),
-    rtol: float = typer.Option(1e-5, "--rtol", help="relative tolerance of torch.allclose"),
-    atol: float = typer.Option(1e-8, "--atol", help="absolute tolerance of torch.allclose"),
-    fmt: Format = typer.Option(Format.md, "--format", help="md (a table) or json"),
-    ignore: list[str] = typer.Option(
-        [],
+    dir_a: Annotated[Path, typer.Argument(help="index folder, any folder, or a memharness cell folder")],
+    dir_b: Annotated[Path, typer.Argument(help="the folder to compare it with")],
+    rtol: Annotated[float, typer.Option("--rtol", help="relative tolerance of torch.allclose")] = 1e-5,
+    atol: Annotated[float, typer.Option("--atol", help="absolute tolerance of torch.allclose")] = 1e-8,
+    fmt: Annotated[Format, typer.Option("--format", help="md (a table) or json")] = Format.md,
+    ignore: Annotated[list[str] | None, typer.Option(
         "--ignore",
         help="fnmatch pattern of artifacts (`sample.*.pt`) or JSON keys (`plan.json:config.bsize`) to skip; repeatable",
-    ),
-    no_default_ignores: bool = typer.Option(
-        False,
+    )] = None,
+    no_default_ignores: Annotated[bool, typer.Option(
         "--no-default-ignores",
         help="also compare ColBERT's location/timestamp config keys and the index name memharness gives "
         "(root, name, index_name, ...)",
-    ),
+    )] = False,
 ) -> None:
-    from memharness.drift.artifacts import DEFAULT_IGNORES, ArtifactError, diff_dirs
+    from memharness.drift.artifacts import DEFAULT_IGNORES, diff_dirs
     from memharness.drift.report import artifacts_json, artifacts_markdown
 
     for d in (dir_a, dir_b):
         if not d.is_dir():
-            typer.echo(f"error: not a folder: {d}", err=True)
-            raise typer.Exit(2)
-    patterns = list(ignore) + ([] if no_default_ignores else list(DEFAULT_IGNORES))
-    try:
-        result = diff_dirs(dir_a, dir_b, rtol=rtol, atol=atol, ignore=patterns)
-    except ArtifactError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+            raise MemharnessError(f"not a folder: {d}")
+    patterns = list(ignore or ()) + ([] if no_default_ignores else list(DEFAULT_IGNORES))
+    result = diff_dirs(dir_a, dir_b, rtol=rtol, atol=atol, ignore=patterns)
     typer.echo(artifacts_json(result) if fmt is Format.json else artifacts_markdown(result), nl=False)
     raise typer.Exit(0 if result.ok else 1)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(artifacts_app, name="artifacts")

@@ -3,58 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from memharness.commands._common import BASELINE_STORE
+
+ERROR_PREFIX = "memharness baseline"
 STORE_HELP = "baseline store file"
 
-
-def _fail(message: str) -> None:
-    typer.echo(f"memharness baseline: {message}", err=True)
-    raise typer.Exit(2)
+app = typer.Typer(help="Record and show the baseline runs `compare --baseline` compares against.",
+                  no_args_is_help=True)
 
 
-def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Record and show the baseline runs `compare --baseline` compares against.",
-                        no_args_is_help=True)
+@app.command("set")
+def baseline_set(
+    run: Annotated[str, typer.Argument(metavar="RUN_DIR", help="run folder, or RUN_DIR:variant")],
+    name: Annotated[str | None, typer.Option("--name", help="record under this name instead of the run's "
+                                                            "scenario")] = None,
+    store: Annotated[Path, typer.Option("--store", help=STORE_HELP)] = BASELINE_STORE,
+) -> None:
+    """Record RUN_DIR as the baseline of its scenario."""
+    from memharness.compare.baselines import set_baseline
 
-    @group.command("set")
-    def set_cmd(
-        run: str = typer.Argument(..., metavar="RUN_DIR", help="run folder, or RUN_DIR:variant"),
-        name: str = typer.Option(None, "--name", help="record under this name instead of the run's scenario"),
-        store: Path = typer.Option(Path(".memharness/baselines.json"), "--store", help=STORE_HELP),
-    ) -> None:
-        """Record RUN_DIR as the baseline of its scenario."""
-        from memharness.compare.baselines import set_baseline
-        from memharness.compare.sides import CompareError
+    b = set_baseline(run, store, name)
+    typer.echo(f"baseline {b.name!r} -> {b.spec} (run {b.run_id}) recorded in {store}")
 
-        try:
-            b = set_baseline(run, store, name)
-        except CompareError as exc:
-            _fail(str(exc))
-        typer.echo(f"baseline {b.name!r} -> {b.spec} (run {b.run_id}) recorded in {store}")
 
-    @group.command("show")
-    def show_cmd(
-        store: Path = typer.Option(Path(".memharness/baselines.json"), "--store", help=STORE_HELP),
-        fmt: str = typer.Option("text", "--format", help="text | json"),
-    ) -> None:
-        """List the recorded baselines."""
-        from memharness.compare.baselines import dumps, list_baselines
-        from memharness.compare.sides import CompareError
+@app.command("show")
+def baseline_show(
+    store: Annotated[Path, typer.Option("--store", help=STORE_HELP)] = BASELINE_STORE,
+    fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+) -> None:
+    """List the recorded baselines."""
+    from memharness.compare.baselines import dumps, list_baselines
 
-        try:
-            baselines = list_baselines(store)
-        except CompareError as exc:
-            _fail(str(exc))
-        if fmt == "json":
-            typer.echo(dumps(baselines))
-            return
-        if not baselines:
-            typer.echo(f"no baselines recorded in {store}")
-            return
-        for b in baselines:
-            exists = "" if (b.run_dir / "manifest.json").exists() else "  (missing!)"
-            typer.echo(f"{b.name}: {b.spec}  run {b.run_id}{exists}")
-
-    app.add_typer(group, name="baseline")
+    baselines = list_baselines(store)
+    if fmt == "json":
+        typer.echo(dumps(baselines))
+        return
+    if not baselines:
+        typer.echo(f"no baselines recorded in {store}")
+        return
+    for b in baselines:
+        exists = "" if (b.run_dir / "manifest.json").exists() else "  (missing!)"
+        typer.echo(f"{b.name}: {b.spec}  run {b.run_id}{exists}")

@@ -2,45 +2,35 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-
-class Format(str, Enum):
-    md = "md"
-    json = "json"
-
-
-def _fail(msg: str) -> typer.Exit:
-    typer.echo(f"error: {msg}", err=True)
-    return typer.Exit(2)
-
-
-DIVERGE_HELP = (
-    "Run the same inputs through variants a and b of a model (dtype and how it is applied, autocast, batch "
-    "size, device) with forward hooks on every module; print per-module max/mean abs diff in execution order "
-    "and the first module whose output differs beyond rtol/atol. Exit 0 when nothing differs, 1 when "
-    "something does, 2 for bad input."
-)
+from memharness.commands._common import Format
+from memharness.errors import MemharnessError
 
 
 def diverge(
-    config: Path | None = typer.Argument(None, help="diverge config (YAML); see docs/drift.md"),
-    save: Path | None = typer.Option(None, "--save", help="run only variant a and save its hooked outputs here"),
-    compare: Path | None = typer.Option(
-        None, "--compare", help="compare a file written by --save (another environment) with variant a run here"
-    ),
-    fmt: Format = typer.Option(Format.md, "--format", help="md (a table) or json"),
-    chart: Path | None = typer.Option(None, "--chart", help="write a PNG of abs diff against execution index"),
-    make_tiny_llama: Path | None = typer.Option(
-        None, "--make-tiny-llama", help="build the tiny random LLaMA-style model into this folder and exit"
-    ),
-    make_tiny_bert: Path | None = typer.Option(
-        None, "--make-tiny-bert", help="build the tiny random BERT model into this folder and exit"
-    ),
+    config: Annotated[Path | None, typer.Argument(help="diverge config (YAML); see docs/drift.md")] = None,
+    save: Annotated[Path | None, typer.Option(
+        "--save", help="run only variant a and save its hooked outputs here")] = None,
+    compare: Annotated[Path | None, typer.Option(
+        "--compare", help="compare a file written by --save (another environment) with variant a run here")] = None,
+    fmt: Annotated[Format, typer.Option("--format", help="md (a table) or json")] = Format.md,
+    chart: Annotated[Path | None, typer.Option(
+        "--chart", help="write a PNG of abs diff against execution index")] = None,
+    make_tiny_llama: Annotated[Path | None, typer.Option(
+        "--make-tiny-llama", help="build the tiny random LLaMA-style model into this folder and exit")] = None,
+    make_tiny_bert: Annotated[Path | None, typer.Option(
+        "--make-tiny-bert", help="build the tiny random BERT model into this folder and exit")] = None,
 ) -> None:
+    (  # one paragraph (no line breaks), as the command list shows it
+        "Run the same inputs through variants a and b of a model (dtype and how it is applied, autocast, batch "
+        "size, device) with forward hooks on every module; print per-module max/mean abs diff in execution order "
+        "and the first module whose output differs beyond rtol/atol. Exit 0 when nothing differs, 1 when "
+        "something does, 2 for bad input."
+    )
     if make_tiny_llama or make_tiny_bert:
         from memharness.drift.tiny import make_tiny
 
@@ -49,9 +39,9 @@ def diverge(
                 typer.echo(f"built tiny:{kind} (float32, random init, seed 0) in {make_tiny(kind, out)}")
         raise typer.Exit(0)
     if config is None:
-        raise _fail("give a CONFIG.yaml (or --make-tiny-llama DIR)")
+        raise MemharnessError("give a CONFIG.yaml (or --make-tiny-llama DIR)")
     if save and compare:
-        raise _fail("--save and --compare exclude each other")
+        raise MemharnessError("--save and --compare exclude each other")
 
     from memharness.drift import config as cfgmod
     from memharness.drift.capture import Capture, DivergeError, build_inputs, require_model_dir, run_variant
@@ -59,42 +49,39 @@ def diverge(
 
     try:
         cfg = cfgmod.load(config)
-    except cfgmod.ConfigError as exc:
+    except cfgmod.ConfigError as exc:  # one located line per problem, printed as they are
         typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(exc.exit_code) from None
     base = config.resolve().parent
-    try:
-        dir_a = resolve_model(cfg.a.model, base)
-        dir_b = resolve_model(cfg.b.model, base)
-        for d in dict.fromkeys([dir_a] if save or compare else [dir_a, dir_b]):
-            require_model_dir(d)
-        ids, mask = build_inputs(cfg.inputs, dir_a, base)
+    dir_a = resolve_model(cfg.a.model, base)
+    dir_b = resolve_model(cfg.b.model, base)
+    for d in dict.fromkeys([dir_a] if save or compare else [dir_a, dir_b]):
+        require_model_dir(d)
+    ids, mask = build_inputs(cfg.inputs, dir_a, base)
 
-        def run(variant, model_dir, label):
-            return run_variant(variant, model_dir, ids, mask, cfg.modules, cfg.max_capture_mb, label)
+    def run(variant, model_dir, label):
+        return run_variant(variant, model_dir, ids, mask, cfg.modules, cfg.max_capture_mb, label)
 
-        if save:
-            cap = run(cfg.a, dir_a, cfg.a.label or "A")
-            cap.to_file(save)
-            typer.echo(
-                f"saved {len(cap.order)} module outputs of variant a ({cap.label}) for {ids.shape[0]} inputs x "
-                f"{ids.shape[1]} tokens to {save} (torch {cap.env['torch']}, transformers {cap.env['transformers']})"
+    if save:
+        cap = run(cfg.a, dir_a, cfg.a.label or "A")
+        cap.to_file(save)
+        typer.echo(
+            f"saved {len(cap.order)} module outputs of variant a ({cap.label}) for {ids.shape[0]} inputs x "
+            f"{ids.shape[1]} tokens to {save} (torch {cap.env['torch']}, transformers {cap.env['transformers']})"
+        )
+        raise typer.Exit(0)
+    if compare:
+        cap_a = Capture.from_file(compare)
+        if tuple(cap_a.input_ids.shape) != tuple(ids.shape) or not bool((cap_a.input_ids == ids).all()):
+            raise DivergeError(
+                f"{compare} was captured on other inputs ({tuple(cap_a.input_ids.shape)} token ids) than "
+                f"this config gives ({tuple(ids.shape)}): use the same inputs section"
             )
-            raise typer.Exit(0)
-        if compare:
-            cap_a = Capture.from_file(compare)
-            if tuple(cap_a.input_ids.shape) != tuple(ids.shape) or not bool((cap_a.input_ids == ids).all()):
-                raise DivergeError(
-                    f"{compare} was captured on other inputs ({tuple(cap_a.input_ids.shape)} token ids) than "
-                    f"this config gives ({tuple(ids.shape)}): use the same inputs section"
-                )
-            cap_a.label = f"saved: {cap_a.label}"
-            cap_b = run(cfg.a, dir_a, f"here: {cfg.a.label or 'A'}")
-        else:
-            cap_a = run(cfg.a, dir_a, cfg.a.label or "A")
-            cap_b = run(cfg.b, dir_b, cfg.b.label or "B")
-    except DivergeError as exc:
-        raise _fail(str(exc)) from None
+        cap_a.label = f"saved: {cap_a.label}"
+        cap_b = run(cfg.a, dir_a, f"here: {cfg.a.label or 'A'}")
+    else:
+        cap_a = run(cfg.a, dir_a, cfg.a.label or "A")
+        cap_b = run(cfg.b, dir_b, cfg.b.label or "B")
 
     from memharness.drift.divergence import compare as compare_captures
     from memharness.drift.report import diverge_json, diverge_markdown
@@ -107,6 +94,3 @@ def diverge(
         typer.echo(f"chart: {plot_divergence(result, chart)}", err=True)
     raise typer.Exit(0 if result.ok else 1)
 
-
-def register(app: typer.Typer) -> None:
-    app.command("diverge", help=DIVERGE_HELP)(diverge)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from memharness.errors import MemharnessError
+
 
 def find_runs(root: Path) -> list[Path]:
     """Run folders (holding manifest.json) at most three levels under root, root itself included."""
@@ -17,42 +19,39 @@ def find_runs(root: Path) -> list[Path]:
     return sorted(set(found))
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("ls")
-    def ls(root: Annotated[Path, typer.Argument(help="Results folder.")] = Path("results")) -> None:
-        """List runs: scenario, run id, cells done / failed / total, when. A run whose manifest.json cannot
-        be read is listed as broken, with the reason; the exit code stays 0."""
-        import datetime
+def ls(root: Annotated[Path, typer.Argument(help="Results folder.")] = Path("results")) -> None:
+    """List runs: scenario, run id, cells done / failed / total, when. A run whose manifest.json cannot
+    be read is listed as broken, with the reason; the exit code stays 0."""
+    import datetime
 
-        from rich.console import Console
-        from rich.table import Table
+    from rich.console import Console
+    from rich.table import Table
 
-        from memharness.results.manifest import BrokenRunError, read_manifest
+    from memharness.results.manifest import BrokenRunError, read_manifest
 
-        if not root.exists():
-            typer.echo(f"error: {root} does not exist", err=True)
-            raise typer.Exit(2)
-        table = Table("scenario", "run", "done", "failed", "other", "total", "created", "path", "note")
-        for run_dir in find_runs(root):
+    if not root.exists():
+        raise MemharnessError(f"{root} does not exist")
+    table = Table("scenario", "run", "done", "failed", "other", "total", "created", "path", "note")
+    for run_dir in find_runs(root):
+        try:
+            m = read_manifest(run_dir)
+        except BrokenRunError as exc:
+            short = exc.reason.split(": ", 1)[0]  # the kind of damage; `report RUN` prints all of it
+            table.add_row("?", run_dir.name, "-", "-", "-", "-", "?", str(run_dir), f"broken: {short}")
+            continue
+        cells = m["cells"]
+        done = sum(c.get("status") == "done" for c in cells)
+        failed = sum(c.get("status") == "failed" for c in cells)
+        created = m.get("created_wall_ns")
+        when = "?"
+        if isinstance(created, (int, float)) and not isinstance(created, bool):
             try:
-                m = read_manifest(run_dir)
-            except BrokenRunError as exc:
-                short = exc.reason.split(": ", 1)[0]  # the kind of damage; `report RUN` prints all of it
-                table.add_row("?", run_dir.name, "-", "-", "-", "-", "?", str(run_dir), f"broken: {short}")
-                continue
-            cells = m["cells"]
-            done = sum(c.get("status") == "done" for c in cells)
-            failed = sum(c.get("status") == "failed" for c in cells)
-            created = m.get("created_wall_ns")
-            when = "?"
-            if isinstance(created, (int, float)) and not isinstance(created, bool):
-                try:
-                    when = datetime.datetime.fromtimestamp(created / 1e9).strftime("%Y-%m-%d %H:%M")
-                except (OverflowError, OSError, ValueError):
-                    pass
-            table.add_row(str(m.get("scenario", "?")), str(m.get("run_id", run_dir.name)), str(done), str(failed),
-                          str(len(cells) - done - failed), str(len(cells)), when, str(run_dir), "")
-        if not table.rows:
-            typer.echo(f"no runs under {root}")
-            return
-        Console(width=240).print(table)
+                when = datetime.datetime.fromtimestamp(created / 1e9).strftime("%Y-%m-%d %H:%M")
+            except (OverflowError, OSError, ValueError):
+                pass
+        table.add_row(str(m.get("scenario", "?")), str(m.get("run_id", run_dir.name)), str(done), str(failed),
+                      str(len(cells) - done - failed), str(len(cells)), when, str(run_dir), "")
+    if not table.rows:
+        typer.echo(f"no runs under {root}")
+        return
+    Console(width=240).print(table)

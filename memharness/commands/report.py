@@ -3,45 +3,46 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from memharness.errors import MemharnessError
+
+ERROR_PREFIX = "memharness report"
 DISK_FULL = 3  # exit code: the disk filled while the report was written (2 is bad input)
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("report")
-    def report(
-        run_dir: Path = typer.Argument(..., help="A run folder: results/<scenario>/<run-id>."),
-        output: Path | None = typer.Option(None, "--output", "-o", help="Write here instead of RUN_DIR/report."),
-        budget: str | None = typer.Option(None, "--budget", help="RAM budget (24GiB): print the largest size "
-                                          "each pipeline is predicted to fit, with the error bar."),
-        gpu_budget: str | None = typer.Option(None, "--gpu-budget", help="GPU memory budget (80GiB), likewise."),
-    ) -> None:
-        """Render per-function tables (Markdown, CSV, JSON), timelines, pipeline comparison and scaling
-        charts, and one self-contained index.html from what is on disk in RUN_DIR."""
-        from memharness.report import build
-        from memharness.report.builder import ReportWriteError
-        from memharness.results.manifest import BrokenRunError
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder: results/<scenario>/<run-id>.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of "
+                                                "RUN_DIR/report.")] = None,
+    budget: Annotated[str | None, typer.Option("--budget", help="RAM budget (24GiB): print the largest size "
+                                               "each pipeline is predicted to fit, with the error bar.")] = None,
+    gpu_budget: Annotated[str | None, typer.Option("--gpu-budget", help="GPU memory budget (80GiB), "
+                                                   "likewise.")] = None,
+) -> None:
+    """Render per-function tables (Markdown, CSV, JSON), timelines, pipeline comparison and scaling
+    charts, and one self-contained index.html from what is on disk in RUN_DIR."""
+    from memharness.report import build
+    from memharness.report.builder import ReportWriteError
+    from memharness.results.manifest import BrokenRunError
 
-        _budgets(budget, gpu_budget)  # a bad budget fails before rendering
+    _budgets(budget, gpu_budget)  # a bad budget fails before rendering
 
-        try:
-            index = build(run_dir, output)
-        except BrokenRunError as exc:
-            typer.echo(f"memharness report: {exc}", err=True)
-            raise typer.Exit(2) from None
-        except ReportWriteError as exc:
-            again = f"memharness report {run_dir}" + (f" --output {output}" if output is not None else "")
-            if exc.disk_full:
-                typer.echo(f"memharness report: disk full writing {exc.path}: free space and rerun {again}",
-                           err=True)
-                raise typer.Exit(DISK_FULL) from None
-            typer.echo(f"memharness report: {exc}; choose a writable --output", err=True)
-            raise typer.Exit(2) from None
-        typer.echo(summary_text(index))
-        if budget is not None or gpu_budget is not None:
-            typer.echo(budget_text(index, budget, gpu_budget))
+    try:
+        index = build(run_dir, output)
+    except BrokenRunError as exc:
+        raise MemharnessError(str(exc)) from None
+    except ReportWriteError as exc:
+        again = f"memharness report {run_dir}" + (f" --output {output}" if output is not None else "")
+        if exc.disk_full:
+            raise MemharnessError(f"disk full writing {exc.path}: free space and rerun {again}",
+                                  exit_code=DISK_FULL) from None
+        raise MemharnessError(f"{exc}; choose a writable --output") from None
+    typer.echo(summary_text(index))
+    if budget is not None or gpu_budget is not None:
+        typer.echo(budget_text(index, budget, gpu_budget))
 
 
 def _budgets(*values: str | None) -> list[int | None]:
@@ -53,8 +54,7 @@ def _budgets(*values: str | None) -> list[int | None]:
         try:
             out.append(None if value is None else parse_memory(value))
         except ValueError as exc:
-            typer.echo(f"memharness report: {flag}: {exc}", err=True)
-            raise typer.Exit(2) from None
+            raise MemharnessError(f"{flag}: {exc}") from None
     return out
 
 

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import read_json
+from memharness.errors import MemharnessError
 from memharness.report.aggregate import Row, collect, load_manifest
 from memharness.results.manifest import BrokenRunError
 
 
-class CompareError(Exception):
+class CompareError(MemharnessError):
     """Bad input the user can fix (exit code 2)."""
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from memharness.core import procmem
 from memharness.core.atomic import write_json
 from memharness.core.clock import now_ns
+from memharness.core.nvml import Nvml, open_nvml
 from memharness.core.records import (
     KIND_GPU_PROC_USED,
     KIND_GPU_TREE_USED,
@@ -53,45 +54,38 @@ PROCESSES_FILE = "processes.json"
 
 
 class _Gpu:
-    """NVML readings for the timeline; absent (None) where there is no NVML or no GPU."""
+    """NVML readings for the timeline: per device its used memory, each process of the tree's and their sum."""
 
-    def __init__(self) -> None:
-        import pynvml  # nvidia-ml-py
-
-        pynvml.nvmlInit()
-        self.nvml = pynvml
-        self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+    def __init__(self, nvml: Nvml) -> None:
+        self.nvml = nvml
+        self.handles = nvml.handles()
 
     def rows(self, t: int, pids: set[int]) -> list[bytes]:
         out = []
         nv = self.nvml
         for dev, h in enumerate(self.handles):
-            try:
-                used = nv.nvmlDeviceGetMemoryInfo(h).used
-            except nv.NVMLError:
+            used = nv.used(h)
+            if used is None:
                 continue
-            out.append(ROW.pack(t, 0, KIND_GPU_USED, dev, int(used)))
-            procs = []
-            for fn in ("nvmlDeviceGetComputeRunningProcesses", "nvmlDeviceGetGraphicsRunningProcesses"):
-                try:
-                    procs.extend(getattr(nv, fn)(h))
-                except (nv.NVMLError, AttributeError):
-                    pass
+            out.append(ROW.pack(t, 0, KIND_GPU_USED, dev, used))
+            procs = [*(nv.compute_processes(h) or []), *(nv.graphics_processes(h) or [])]
             tree_used = 0
             for p in procs:
-                if p.pid in pids and p.usedGpuMemory is not None:
-                    out.append(ROW.pack(t, p.pid, KIND_GPU_PROC_USED, dev, int(p.usedGpuMemory)))
-                    tree_used += int(p.usedGpuMemory)
+                if p.pid in pids and p.used is not None:
+                    out.append(ROW.pack(t, p.pid, KIND_GPU_PROC_USED, dev, p.used))
+                    tree_used += p.used
             out.append(ROW.pack(t, 0, KIND_GPU_TREE_USED, dev, tree_used))
         return out
 
 
 def _open_gpu(enabled: str) -> _Gpu | None:
-    if enabled == "off":
+    """The timeline's GPU rows; None where they are off or there is no NVML or no GPU."""
+    nvml = open_nvml() if enabled != "off" else None
+    if nvml is None:
         return None
     try:
-        gpu = _Gpu()
-    except Exception:  # noqa: BLE001 - no driver, no library, no device: GPU rows are simply absent
+        gpu = _Gpu(nvml)
+    except Exception:  # noqa: BLE001 - a driver that cannot list its devices: GPU rows are simply absent
         return None
     return gpu if gpu.handles else None
 

@@ -31,9 +31,9 @@ BOOT_ENV = "MEMHARNESS_BOOT"
 
 
 def _call_hooks():
-    """The enter/exit hooks wrapped targets call. Explain hook (issue 17, memharness/explain/hook.py): when
+    """The enter/exit hooks wrapped targets call. Explain hook (issue 17, memharness/core/explainer.py): when
     MEMHARNESS_EXPLAIN is set it adds memray / torch's allocator history around one named target."""
-    from memharness.explain.hook import call_hooks
+    from memharness.core.explainer import call_hooks
 
     return call_hooks(tracker_mod.enter, tracker_mod.exit_)
 
@@ -225,7 +225,7 @@ def boot_child() -> None:
     probe = None
     if cfg.get("gpu"):
         try:
-            from memharness.gpu.probe import make_probe
+            from memharness.core.gpuprobe import make_probe
 
             probe = make_probe()
         except Exception:  # noqa: BLE001

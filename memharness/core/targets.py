@@ -26,8 +26,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from memharness.errors import MemharnessError
 
-class TargetError(Exception):
+
+class TargetError(MemharnessError):
     """A dotted path that does not name a wrappable function."""
 
     def __init__(self, path: str, message: str) -> None:

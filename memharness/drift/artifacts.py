@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness.errors import MemharnessError
+
 SUPPORTED_SUFFIXES = (".pt", ".npy", ".json")
 CHUNK = 1 << 22  # elements compared at a time
 
@@ -35,7 +37,7 @@ DEFAULT_IGNORES: tuple[str, ...] = (
 )
 
 
-class ArtifactError(Exception):
+class ArtifactError(MemharnessError):
     """A problem the user can fix (a folder that does not exist, ...)."""
 
 

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from memharness.drift.config import Inputs, Variant
+from memharness.errors import MemharnessError
 
 FORMAT = "memharness-diverge-capture"
 VERSION = 1
 ROOT = "(model)"  # key of the root module's output
 
 
-class DivergeError(Exception):
+class DivergeError(MemharnessError):
     """A problem the user can fix: bad model folder, unreadable capture file, memory limit hit..."""
 
 

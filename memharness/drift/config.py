@@ -17,8 +17,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from memharness.errors import MemharnessError
 
-class ConfigError(Exception):
+
+class ConfigError(MemharnessError):
     """An invalid config file; `str()` is one `FILE: field.path: message` line per error."""
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from memharness.explain.hook import ENV
+from memharness.core.explainer import ENV
 from memharness.explain.rerun import ExplainRequest, write_config
 
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memharness.explain.hook import ENV
+from memharness.core.explainer import ENV
+from memharness.errors import MemharnessError
 
 
-class ExplainError(Exception):
+class ExplainError(MemharnessError):
     """Bad input or a second run that could not explain the call; the message is one line."""
 
 

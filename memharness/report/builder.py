@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import write_text
+from memharness.errors import MemharnessError
 from memharness.report import fmt
 from memharness.report.aggregate import collect
 from memharness.report.answer import answer
@@ -38,7 +39,7 @@ def _clear(out_dir: Path) -> None:
             f.unlink()
 
 
-class ReportWriteError(Exception):
+class ReportWriteError(MemharnessError):
     """The report folder could not be written (disk full, read-only, a file in the way). `path` is what
     failed, `disk_full` says whether freeing space would help; files written before stay complete (every
     write is atomic), and no temporary file is left."""

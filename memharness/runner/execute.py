@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from memharness.core.atomic import read_json, write_json
+from memharness.errors import MemharnessError
 from memharness.runner import diskspace
 from memharness.runner.executors.node import local_placement
 from memharness.runner.lock import RunLock, RunLocked
@@ -24,7 +25,7 @@ __all__ = ["CellPlan", "PreflightError", "Interrupted", "ManifestError", "RunLoc
 EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the run folder could not be written (disk full); resumable
 
 
-class ScenarioChanged(ValueError):
+class ScenarioChanged(MemharnessError, ValueError):
     """--resume with a scenario whose content differs from the run's (without --force)."""
 
 

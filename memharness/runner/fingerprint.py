@@ -52,22 +52,15 @@ def _torch_info() -> dict[str, Any] | None:
 
 
 def _gpu_info() -> dict[str, Any] | None:
-    try:
-        import pynvml
+    from memharness.core.nvml import open_nvml
 
-        pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no NVML: no GPU section
+    nvml = open_nvml()
+    if nvml is None:  # no NVML: no GPU section
         return None
-    try:
-        driver = pynvml.nvmlSystemGetDriverVersion()
-        devices = []
-        for i in range(pynvml.nvmlDeviceGetCount()):
-            h = pynvml.nvmlDeviceGetHandleByIndex(i)
-            devices.append({"index": i, "name": pynvml.nvmlDeviceGetName(h),
-                            "memory_total": int(pynvml.nvmlDeviceGetMemoryInfo(h).total)})
-        return {"driver": driver if isinstance(driver, str) else driver.decode(), "devices": devices}
-    finally:
-        pynvml.nvmlShutdown()
+    driver = nvml.driver()
+    devices = [{"index": i, "name": nvml.name(h), "memory_total": nvml.total(h)}
+               for i, h in enumerate(nvml.handles())]
+    return {"driver": driver, "devices": devices}
 
 
 def collect(packages: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:

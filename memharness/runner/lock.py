@@ -10,10 +10,12 @@ import fcntl
 import os
 from pathlib import Path
 
+from memharness.errors import MemharnessError
+
 LOCK_FILE = ".lock"
 
 
-class RunLocked(Exception):
+class RunLocked(MemharnessError):
     """Another process is writing into the run folder."""
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.session import package_path_dir
+from memharness.errors import MemharnessError
 from memharness.runner import diskspace
 from memharness.runner.matrix import CellPlan
 from memharness.scenario import format_size
@@ -36,7 +37,7 @@ OFFLINE_HINT = "use the offline scenario scenarios/quickstart.yaml (synthetic co
 Loc = tuple  # a scenario field path: ("pipelines", 0, "options", "function")
 
 
-class PreflightError(Exception):
+class PreflightError(MemharnessError):
     """`problems`: one message each; `locs`: the scenario field each is about (() for none)."""
 
     def __init__(self, problems: list[str], locs: list[Loc] | None = None) -> None:

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import read_json, write_json
+from memharness.errors import MemharnessError
 from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, interpreter_env
@@ -40,7 +41,7 @@ LOST_ERRORS = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerD
                "LocalRayletDiedError", "RaySystemError")
 
 
-class RayMissing(ValueError):
+class RayMissing(MemharnessError, ValueError):
     """Ray is not installed; the message names the extra."""
 
 
