@@ -147,8 +147,6 @@ def _raw_attr(owner: Any, name: str) -> Any:
 
 # --- wrapping ---------------------------------------------------------------------------------------
 
-Hook = Callable[[str], Any]  # enter(label) -> token; exit(token, error)
-
 
 @dataclass
 class _Patch:

@@ -15,11 +15,9 @@ class CellPlan:
     kind: str
     size: int
     repeat: int
-    python: str | None
     options: dict[str, Any] = field(hash=False)
     model: str | None
     targets: tuple[str, ...]
-    use_default_targets: bool
 
 
 def cell_id(pipeline: str, size: int, repeat: int) -> str:
@@ -53,8 +51,7 @@ def expand(scenario, sizes: list[int] | None = None, pipelines: list[str] | None
                     continue
                 plans.append(CellPlan(
                     id=cell_id(p.name, size, r), pipeline=p.name, kind=p.kind, size=size, repeat=r,
-                    python=p.python, options=dict(p.options), model=p.model or scenario.model,
+                    options=dict(p.options), model=p.model or scenario.model,
                     targets=tuple(dict.fromkeys(list(scenario.targets) + list(p.targets))),
-                    use_default_targets=p.default_targets,
                 ))
     return plans
