@@ -6,6 +6,7 @@ import errno
 import shutil
 import signal
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from memharness.core.atomic import read_json, write_json
@@ -28,22 +29,24 @@ class ScenarioChanged(ValueError):
     """--resume with a scenario whose content differs from the run's (without --force)."""
 
 
+@dataclass
 class RunRequest:
-    def __init__(self, scenario_path: Path, sizes: list[int] | None = None, pipelines: list[str] | None = None,
-                 repeats: int | None = None, resume: Path | None = None, dry_run: bool = False,
-                 retry_failed: bool = False, report: bool = True, force: bool = False,
-                 executor: str | None = None, ray_address: str | None = None) -> None:
-        self.scenario_path = Path(scenario_path)
-        self.sizes = sizes
-        self.pipelines = pipelines
-        self.repeats = repeats
-        self.resume = resume
-        self.dry_run = dry_run
-        self.retry_failed = retry_failed
-        self.report = report
-        self.force = force
-        self.executor = executor  # None: the scenario's `executor`
-        self.ray_address = ray_address
+    """What `memharness run` was asked to do (the command line, parsed)."""
+
+    scenario_path: Path
+    sizes: list[int] | None = None
+    pipelines: list[str] | None = None
+    repeats: int | None = None
+    resume: Path | None = None
+    dry_run: bool = False
+    retry_failed: bool = False
+    report: bool = True
+    force: bool = False
+    executor: str | None = None  # None: the scenario's `executor`
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        self.scenario_path = Path(self.scenario_path)
 
 
 def execute(req: RunRequest, console) -> tuple[int, Path | None]:
