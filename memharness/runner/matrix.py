@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memharness.scenario import format_size
+
+if TYPE_CHECKING:
+    from memharness.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ def _pick(values: list, chosen: list | None, what: str, fmt=str) -> list:
     return [v for v in values if v in chosen]
 
 
-def expand(scenario, sizes: list[int] | None = None, pipelines: list[str] | None = None,
+def expand(scenario: Scenario, sizes: list[int] | None = None, pipelines: list[str] | None = None,
            repeats: int | None = None) -> list[CellPlan]:
     """Cells in run order: smallest size first; at each size the repeats, each running every pipeline."""
     chosen_sizes = _pick(sorted(scenario.sizes), sizes, "size", format_size)
