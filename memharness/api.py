@@ -296,8 +296,7 @@ class Profile:
                 "optional_targets": self.optional_targets, "sample_interval": self.sample_interval,
                 "follow_children": self.follow_children}
         plan = CellPlan(id=cell_id(self.label, self.size, 0), pipeline=self.label, kind="api", size=self.size,
-                        repeat=0, python=sys.executable, options={}, model=None, targets=tuple(self.targets),
-                        use_default_targets=False)
+                        repeat=0, options={}, model=None, targets=tuple(self.targets))
         text = "# recorded by memharness.profile (Python API); not a scenario file\n"
         text += yaml.safe_dump(spec, sort_keys=False)
         manifest = Manifest.create(run_dir, _ApiScenario(self.name, spec), text, [plan])

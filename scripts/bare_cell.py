@@ -1,6 +1,10 @@
 """Run one cell's pipeline with no harness at all (no wrapping, no tracker, no sampler), for overhead
 comparisons: `python scripts/bare_cell.py CELL_DIR WORKDIR`. Prints the wall time of the whole process
 work (corpus read, prepare, run) as JSON on the last line.
+
+The cell spec and the pipeline's context come from the cell's own builders (`runner/cell.py` `read_spec`,
+`build_context`), so the bare baseline runs exactly what a measured cell runs; nothing else of the cell
+(session, tracker, phases) is imported.
 """
 
 from __future__ import annotations
@@ -14,19 +18,13 @@ from pathlib import Path
 def main() -> int:
     t0 = time.monotonic()
     cell_dir, workdir = Path(sys.argv[1]), Path(sys.argv[2])
-    spec = json.loads((cell_dir / "cell.json").read_text())
-    for p in spec.get("sys_path", []):
-        sys.path.insert(0, p)
-    from memharness.corpus import read_slice
     from memharness.pipelines import registry
-    from memharness.pipelines.base import CellContext
+    from memharness.runner.cell import build_context, read_spec
 
+    spec = read_spec(cell_dir)
     workdir.mkdir(parents=True, exist_ok=True)
     pipeline = registry.get(spec["kind"])
-    ids, texts = read_slice(Path(spec["corpus_file"]), int(spec["size"]))
-    ctx = CellContext(pipeline=spec["pipeline"], kind=spec["kind"], size=int(spec["size"]), ids=ids, texts=texts,
-                      options=dict(spec.get("options", {})), model=spec.get("model") or "", device=spec["device"],
-                      workdir=workdir)
+    ctx = build_context(spec, workdir)
     pipeline.prepare(ctx)
     t_run = time.monotonic()
     pipeline.run(ctx)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -21,3 +22,14 @@ def cli_env() -> dict[str, str]:
 def memharness_cli(*args, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "memharness", *map(str, args)], cwd=cwd, env=cli_env(),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def write_scenario(folder: Path, name: str, pipelines: str, sizes: str, targets: str,
+                   sample_interval: str = "20ms") -> Path:
+    """`folder/<name>.yaml`: a scenario on the synthetic corpus (seed 3) writing into `folder/results`;
+    `pipelines` is the YAML list under `pipelines:` (dedented here), `sizes` and `targets` YAML flow lists."""
+    path = folder / f"{name}.yaml"
+    header = (f"name: {name}\ncorpus: {{source: synthetic, seed: 3}}\nsizes: {sizes}\n"
+              f"output: {folder / 'results'}\nsample_interval: {sample_interval}\ntargets: {targets}\npipelines:\n")
+    path.write_text(header + textwrap.indent(textwrap.dedent(pipelines), "  "), encoding="utf-8")
+    return path

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import peak_workloads
 import pytest
+from cli import write_scenario
 
 from memharness.core.peaks import attach_peaks
 from memharness.core.records import read_calls, read_processes, read_timeline
@@ -122,16 +123,7 @@ def test_call_events_are_json_lines_with_the_split(tmp_path):
 # --- through `memharness run` -------------------------------------------------------------------------------
 
 def _run_scenario(tmp_path: Path, pipelines: str, targets: str) -> Path:
-    scenario = tmp_path / "peaks.yaml"
-    scenario.write_text(textwrap.dedent(f"""\
-        name: peaks
-        corpus: {{source: synthetic, seed: 3}}
-        sizes: [10]
-        output: {tmp_path / "results"}
-        sample_interval: 20ms
-        targets: {targets}
-        pipelines:
-        """) + textwrap.indent(textwrap.dedent(pipelines), "  "))
+    scenario = write_scenario(tmp_path, "peaks", pipelines, sizes="[10]", targets=targets)
     env = dict(os.environ, PYTHONPATH=str(TESTS))
     proc = subprocess.run([sys.executable, "-m", "memharness", "run", str(scenario), "--no-report"], cwd=tmp_path,
                           env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)

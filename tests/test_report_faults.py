@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from runfactory import FakeCall, FakeCell, make_run
 from typer.testing import CliRunner
 
@@ -25,6 +28,23 @@ def _mount_tmpfs(where: Path, options: str) -> None:
 
 def _umount(where: Path) -> None:
     subprocess.run(["umount", str(where)], check=True)
+
+
+@contextmanager
+def _tmpfs(where: Path, options: str) -> Iterator[Path]:
+    _mount_tmpfs(where, options)
+    try:
+        yield where
+    finally:
+        _umount(where)
+
+
+def _report_fails(run: Path, out: Path, exit_code: int) -> Result:
+    """`memharness report RUN --output OUT`, which must fail with `exit_code` and a message, not a traceback."""
+    result = CliRunner().invoke(app, ["report", str(run), "--output", str(out)])
+    assert result.exit_code == exit_code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    return result
 
 
 @pytest.fixture
@@ -53,13 +73,9 @@ def _left_over(folder: Path) -> list[str]:
 
 
 def test_report_on_full_disk_is_one_line_and_leaves_no_half_file(small_run, tmp_path):
-    mnt = tmp_path / "small-disk"
-    _mount_tmpfs(mnt, "size=96k")
-    try:
+    with _tmpfs(tmp_path / "small-disk", "size=96k") as mnt:
         out = mnt / "report"
-        result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
-        assert result.exit_code == 3, result.output  # DISK_FULL in commands/report.py
-        assert isinstance(result.exception, SystemExit), result.exception  # not a traceback
+        result = _report_fails(small_run, out, 3)  # DISK_FULL in commands/report.py
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(f"memharness report: disk full writing {out}/"), line
         assert line.endswith(f": free space and rerun memharness report {small_run} --output {out}"), line
@@ -69,30 +85,20 @@ def test_report_on_full_disk_is_one_line_and_leaves_no_half_file(small_run, tmp_
         again = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
         assert again.exit_code == 0, again.output
         assert (out / "index.html").exists() and _left_over(mnt) == []
-    finally:
-        _umount(mnt)
 
 
 def test_report_into_read_only_output(small_run, tmp_path):
-    mnt = tmp_path / "ro"
-    _mount_tmpfs(mnt, "size=1m,ro")
-    try:
+    with _tmpfs(tmp_path / "ro", "size=1m,ro") as mnt:
         out = mnt / "report"
-        result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
-        assert result.exit_code == 2, result.output
-        assert isinstance(result.exception, SystemExit), result.exception
+        result = _report_fails(small_run, out, 2)
         assert result.stderr.strip() == (f"memharness report: cannot write {out}: Read-only file system; "
                                          "choose a writable --output")
-    finally:
-        _umount(mnt)
 
 
 def test_report_into_output_blocked_by_a_file(small_run, tmp_path):
     (tmp_path / "afile").write_text("x")
     out = tmp_path / "afile" / "report"
-    result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
-    assert result.exit_code == 2, result.output
-    assert isinstance(result.exception, SystemExit), result.exception
+    result = _report_fails(small_run, out, 2)
     assert result.stderr.strip() == (f"memharness report: cannot write {out}: Not a directory; "
                                      "choose a writable --output")
 

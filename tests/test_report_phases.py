@@ -7,11 +7,11 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli import write_scenario
 
 from memharness.core.records import KIND_TREE_RSS, timeline_dtype
 from memharness.report.phases import CELL, PREPARE, RUN, TREE, TREE_PREPARE, Window, tree_figures
@@ -29,23 +29,15 @@ def _run(tmp_path: Path, scenario: str, *args: str) -> subprocess.CompletedProce
 @pytest.fixture(scope="module")
 def phased_run(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("phases")
-    path = tmp / "phases.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        name: phases
-        corpus: {{source: synthetic, seed: 3}}
-        sizes: [20]
-        output: {tmp / "results"}
-        sample_interval: 20ms
-        targets: [workloads.stage]
-        pipelines:
-          - name: spiky-prepare
-            kind: callable
-            options: {{function: "workloads:pipeline_peaks", prepare: "workloads:prepare_spike",
-                       prepare_mib: 1024, mib: 300}}
-          - name: small
-            kind: callable
-            options: {{function: "workloads:pipeline_peaks", mib: 100}}
-        """))
+    path = write_scenario(tmp, "phases", """\
+        - name: spiky-prepare
+          kind: callable
+          options: {function: "workloads:pipeline_peaks", prepare: "workloads:prepare_spike",
+                    prepare_mib: 1024, mib: 300}
+        - name: small
+          kind: callable
+          options: {function: "workloads:pipeline_peaks", mib: 100}
+        """, sizes="[20]", targets="[workloads.stage]")
     out = _run(tmp, str(path))
     assert out.returncode == 0, out.stdout + out.stderr
     (run,) = (tmp / "results" / "phases").iterdir()

@@ -183,3 +183,12 @@ def test_missing_optional_target_is_reported_not_fatal(fakelib, tmp_path):
         pass
     assert s.missing == [{"path": "fakelib.core.gone",
                           "reason": "fakelib.core has no attribute 'gone'", "default": True}]
+
+
+def test_file_name_of_a_dotted_path():
+    from memharness.core.targets import file_name
+
+    assert file_name("pkg.mod.Class.meth") == "pkg.mod.Class.meth"
+    assert file_name("pkg.mod:f<locals>") == "pkg.mod_f_locals_"
+    assert file_name("pkg.modé.f") == "pkg.mod_.f"  # ASCII only: the same name on every file system
+    assert file_name("..") == "target"

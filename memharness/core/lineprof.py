@@ -15,21 +15,11 @@ import functools
 import importlib
 import inspect
 import io
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import write_text
-from memharness.core.targets import TargetError, resolve
-
-
-@dataclass
-class _Patched:
-    path: str
-    owner: Any
-    name: str
-    original: Any  # the attribute as stored before patching (a staticmethod/classmethod object included)
-    had_own: bool  # the owner held the attribute itself, not through a base class
+from memharness.core.targets import Patch, TargetError, file_name, resolve, undo
 
 
 def _raw_attr(owner: Any, name: str) -> tuple[Any, bool]:
@@ -58,17 +48,13 @@ def _profiled(fn: Any, profiler: Any) -> Any:
     return wrapper
 
 
-def safe_name(path: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in path) or "target"
-
-
 class LineProfiles:
     """memory_profiler line tables for a list of dotted paths (one `LineProfiler` per path)."""
 
     def __init__(self, targets: list[str], backend: str = "psutil", install: bool = True) -> None:
         self.targets = list(dict.fromkeys(targets))
         self.backend = backend
-        self.patched: dict[str, _Patched] = {}
+        self.patched: dict[str, Patch] = {}
         self.profilers: dict[str, Any] = {}  # path -> memory_profiler.LineProfiler; kept after uninstall
         self.errors: dict[str, str] = {}  # path -> why it could not be profiled
         if install:
@@ -107,19 +93,12 @@ class LineProfiles:
             raise TypeError(f"target {path!r}: {type(code_fn).__name__} has no Python code to profile")
         profiler.add_function(code_fn)
         setattr(owner, name, new)
-        self.patched[path] = _Patched(path, owner, name, raw, had_own)
+        self.patched[path] = Patch(owner, name, raw, had_own)
         self.profilers[path] = profiler
 
     def uninstall(self) -> None:
         """Put every original attribute back (in reverse order of patching)."""
-        for p in reversed(list(self.patched.values())):
-            if p.had_own:
-                setattr(p.owner, p.name, p.original)
-            else:
-                try:
-                    delattr(p.owner, p.name)
-                except AttributeError:
-                    pass
+        undo(list(self.patched.values()))
         self.patched.clear()
 
     def __enter__(self) -> LineProfiles:
@@ -140,7 +119,7 @@ class LineProfiles:
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for path in self.targets:
-            file = out_dir / f"{safe_name(path)}.txt"
+            file = out_dir / f"{file_name(path)}.txt"
             fh = io.StringIO()
             profiler = self.profilers.get(path)
             if profiler is None:

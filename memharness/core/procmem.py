@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -19,26 +18,6 @@ def rss_bytes(pid: int | str = "self") -> int:
             return int(fh.read().split()[1]) * PAGE_SIZE
     except (FileNotFoundError, ProcessLookupError, IndexError, ValueError, PermissionError):
         return 0
-
-
-def status_fields(pid: int | str = "self", names: tuple[str, ...] = ("VmRSS", "VmHWM")) -> dict[str, int]:
-    """Selected `kB` fields of /proc/PID/status, in bytes."""
-    out: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                key, _, rest = line.partition(b":")
-                k = key.decode()
-                if k in names:
-                    out[k] = int(rest.split()[0]) * 1024
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        pass
-    return out
-
-
-def hwm_bytes() -> int:
-    """The kernel's RSS high-water mark of this process since start or the last reset."""
-    return status_fields("self", ("VmHWM",)).get("VmHWM", 0)
 
 
 def reset_hwm() -> bool:
@@ -88,11 +67,6 @@ def descendants_rss(pid: int | None = None) -> int:
     """Summed RSS of the live descendants of a process (default: this one)."""
     pid = os.getpid() if pid is None else pid
     return sum(rss_bytes(c) for c in descendant_pids(pid))
-
-
-def reaped_children_peak() -> int:
-    """Largest peak RSS among this process's reaped (waited-for) children, in bytes."""
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 
 
 # --- one /proc/PID/status read for every memory figure (issue 11) -----------------------------------------
@@ -146,11 +120,6 @@ class SelfMemory:
             self._clear_fd: int | None = os.open("/proc/self/clear_refs", os.O_WRONLY | os.O_CLOEXEC)
         except OSError:
             self._clear_fd = None
-
-    @property
-    def can_reset(self) -> bool:
-        """Whether the high-water mark can be reset (clear_refs writable)."""
-        return self._clear_fd is not None
 
     def read(self) -> tuple[int, int, int, int, int]:
         """(VmHWM, VmRSS, RssAnon, RssFile, RssShmem) in bytes."""

@@ -19,6 +19,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import inspect
+import re
 import sys
 import threading
 import types
@@ -149,33 +150,44 @@ def _raw_attr(owner: Any, name: str) -> Any:
 
 # --- wrapping ---------------------------------------------------------------------------------------
 
-Hook = Callable[[str], Any]  # enter(label) -> token; exit(token, error)
-
 
 @dataclass
-class _Patch:
+class Patch:
+    """One attribute replaced by a wrapper, with what to put back."""
+
     owner: Any
     name: str
-    original: Any
+    original: Any  # the attribute as stored before patching (a staticmethod/classmethod object included)
     had_own: bool  # the owner held the attribute itself (not inherited)
+
+
+def undo(patches: list[Patch]) -> None:
+    """Put every original attribute back, last patch first; an inherited one is deleted from the owner."""
+    for p in reversed(patches):
+        if p.had_own:
+            setattr(p.owner, p.name, p.original)
+        else:
+            try:
+                delattr(p.owner, p.name)
+            except AttributeError:
+                pass
+
+
+def file_name(path: str) -> str:
+    """A file name for a dotted path: anything but ASCII letters, digits, '.', '_' and '-' replaced by '_',
+    no leading or trailing dot ('target' when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", path).strip(".") or "target"
 
 
 @dataclass
 class Patches:
     """Everything one install changed, so it can be undone exactly."""
 
-    items: list[_Patch] = field(default_factory=list)
+    items: list[Patch] = field(default_factory=list)
     wrapped: dict[str, ResolvedTarget] = field(default_factory=dict)
 
     def restore(self) -> None:
-        for p in reversed(self.items):
-            if p.had_own:
-                setattr(p.owner, p.name, p.original)
-            else:
-                try:
-                    delattr(p.owner, p.name)
-                except AttributeError:
-                    pass
+        undo(self.items)
         self.items.clear()
         self.wrapped.clear()
 
@@ -204,7 +216,7 @@ def make_wrapper(fn: Callable, label: str, enter: Callable[[str], Any], exit_: C
 def _set(patches: Patches, owner: Any, name: str, value: Any) -> None:
     had_own = not isinstance(owner, type) or name in owner.__dict__
     original = owner.__dict__[name] if isinstance(owner, type) and had_own else getattr(owner, name, None)
-    patches.items.append(_Patch(owner, name, original, had_own))
+    patches.items.append(Patch(owner, name, original, had_own))
     setattr(owner, name, value)
 
 

@@ -31,6 +31,7 @@ import os
 import resource
 import sys
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,24 +50,20 @@ class CallProbe(Protocol):
     def on_exit(self, frame: Frame) -> dict[str, Any] | None: ...
 
 
+@dataclass(slots=True, eq=False)  # eq=False: frames compare and hash by identity
 class Frame:
     """One open call."""
 
-    __slots__ = ("call_id", "parent_id", "depth", "target", "tid", "rss_start", "peak", "anon_peak",
-                 "file_peak", "probe_state")
-
-    def __init__(self, call_id: str, parent_id: str | None, depth: int, target: str, tid: int, rss_start: int,
-                 peak: int, anon_peak: int = 0, file_peak: int = 0) -> None:
-        self.call_id = call_id
-        self.parent_id = parent_id
-        self.depth = depth
-        self.target = target
-        self.tid = tid
-        self.rss_start = rss_start
-        self.peak = peak
-        self.anon_peak = anon_peak
-        self.file_peak = file_peak
-        self.probe_state: dict[Any, Any] | None = None
+    call_id: str
+    parent_id: str | None
+    depth: int
+    target: str
+    tid: int
+    rss_start: int
+    peak: int
+    anon_peak: int = 0
+    file_peak: int = 0
+    probe_state: dict[Any, Any] | None = field(default=None, init=False)
 
 
 _RUSAGE_CHILDREN = resource.RUSAGE_CHILDREN
@@ -179,14 +176,9 @@ class Tracker:
                 f.anon_peak = anon
             if file > f.file_peak:
                 f.file_peak = file
-        if peak > self.peak:
-            self.peak = peak
-        if hwm > self.peak:
-            self.peak = hwm
-        if anon > self.anon_peak:
-            self.anon_peak = anon
-        if file > self.file_peak:
-            self.file_peak = file
+        self.peak = max(self.peak, peak, hwm)
+        self.anon_peak = max(self.anon_peak, anon)
+        self.file_peak = max(self.file_peak, file)
         if self.probe is not None:
             self.probe.on_event(list(self._open.values()))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from memharness.drift.artifacts import DiffResult
@@ -48,40 +49,27 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 # ---------------------------------------------------------------- artifacts diff
 
-ARTIFACT_COLUMNS = [
-    "Artifact",
-    "present",
-    "shape match",
-    "dtype match",
-    "torch.allclose",
-    "max abs diff",
-    "mean abs diff",
-    "fraction exactly equal",
-    "fraction changed",
-    "note",
+# Each table: (column header, the row's cell) in column order.
+ARTIFACT_TABLE: list[tuple[str, Callable[[Any], str]]] = [
+    ("Artifact", lambda r: f"`{r.artifact}`"), ("present", lambda r: r.present),
+    ("shape match", lambda r: fmt_bool(r.shape_match)), ("dtype match", lambda r: fmt_bool(r.dtype_match)),
+    ("torch.allclose", lambda r: fmt_bool(r.allclose)), ("max abs diff", lambda r: fmt_num(r.max_abs_diff)),
+    ("mean abs diff", lambda r: fmt_num(r.mean_abs_diff)), ("fraction exactly equal", lambda r: fmt_frac(r.frac_equal)),
+    ("fraction changed", lambda r: fmt_frac(r.frac_changed)), ("note", lambda r: r.note),
 ]
+ARTIFACT_COLUMNS = [header for header, _ in ARTIFACT_TABLE]
+
+
+def _rows(table: list[tuple[str, Callable[[Any], str]]], rows: list[Any]) -> list[str]:
+    """The markdown lines of `rows` rendered by `table`."""
+    return _table([header for header, _ in table], [[cell(r) for _, cell in table] for r in rows])
 
 
 def artifacts_markdown(res: DiffResult) -> str:
     lines = [f"A: `{res.dir_a}`" + (f" (index folder `{res.index_a}`)" if res.index_a != res.dir_a else "")]
     lines.append(f"B: `{res.dir_b}`" + (f" (index folder `{res.index_b}`)" if res.index_b != res.dir_b else ""))
     lines += [f"Tolerance: rtol={res.rtol:g} atol={res.atol:g}", ""]
-    rows = [
-        [
-            f"`{r.artifact}`",
-            r.present,
-            fmt_bool(r.shape_match),
-            fmt_bool(r.dtype_match),
-            fmt_bool(r.allclose),
-            fmt_num(r.max_abs_diff),
-            fmt_num(r.mean_abs_diff),
-            fmt_frac(r.frac_equal),
-            fmt_frac(r.frac_changed),
-            r.note,
-        ]
-        for r in res.rows
-    ]
-    lines += _table(ARTIFACT_COLUMNS, rows)
+    lines += _rows(ARTIFACT_TABLE, res.rows)
     c = res.counts()
     lines += [
         "",
@@ -105,12 +93,18 @@ def artifacts_json(res: DiffResult) -> str:
 
 # ---------------------------------------------------------------- diverge
 
-DIVERGE_COLUMNS = ["#", "Module", "Type", "Shape", "max abs diff", "mean abs diff", "torch.allclose", "note"]
-
-
 def _shape(r: Any) -> str:
     s = r.shape_a if r.shape_a is not None else r.shape_b
     return "x".join(str(n) for n in s) if s is not None else "-"
+
+
+DIVERGE_TABLE: list[tuple[str, Callable[[Any], str]]] = [
+    ("#", lambda r: str(r.index)), ("Module", lambda r: f"`{r.module}`"), ("Type", lambda r: r.type),
+    ("Shape", _shape), ("max abs diff", lambda r: fmt_num(r.max_abs_diff)),
+    ("mean abs diff", lambda r: fmt_num(r.mean_abs_diff)), ("torch.allclose", lambda r: fmt_bool(r.allclose)),
+    ("note", lambda r: r.note),
+]
+DIVERGE_COLUMNS = [header for header, _ in DIVERGE_TABLE]
 
 
 def diverge_markdown(res: DivergeResult) -> str:
@@ -123,20 +117,7 @@ def diverge_markdown(res: DivergeResult) -> str:
         )
         lines += [f"  warning ({side}): {note}" for note in cap.notes]
     lines += [f"Tolerance: rtol={res.rtol:g} atol={res.atol:g}", ""]
-    rows = [
-        [
-            str(r.index),
-            f"`{r.module}`",
-            r.type,
-            _shape(r),
-            fmt_num(r.max_abs_diff),
-            fmt_num(r.mean_abs_diff),
-            fmt_bool(r.allclose),
-            r.note,
-        ]
-        for r in res.rows
-    ]
-    lines += _table(DIVERGE_COLUMNS, rows)
+    lines += _rows(DIVERGE_TABLE, res.rows)
     lines.append("")
     first = res.first
     if first is None:

@@ -15,25 +15,10 @@ from pathlib import Path
 
 # Small enough to load in well under a second on a CPU; the LLaMA keeps rotary embeddings (head_dim 16,
 # so inv_freq has 8 entries) and grouped-query attention like SmolLM2.
-LLAMA = dict(
-    vocab_size=1000,
-    hidden_size=64,
-    intermediate_size=128,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    max_position_embeddings=256,
-    rope_theta=10000.0,
-    tie_word_embeddings=False,
-)
-BERT = dict(
-    vocab_size=1000,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    max_position_embeddings=128,
-)
+_SMALL = dict(vocab_size=1000, num_hidden_layers=2)
+LLAMA = dict(_SMALL, hidden_size=64, intermediate_size=128, num_attention_heads=4, num_key_value_heads=2,
+             max_position_embeddings=256, rope_theta=10000.0, tie_word_embeddings=False)
+BERT = dict(_SMALL, hidden_size=32, intermediate_size=64, num_attention_heads=2, max_position_embeddings=128)
 TINY_KINDS = ("llama", "bert")
 
 

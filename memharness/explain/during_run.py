@@ -11,13 +11,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from memharness.core.explainer import ENV
 from memharness.explain.rerun import ExplainRequest, write_config
 
+if TYPE_CHECKING:
+    from memharness.scenario import Scenario
 
-def request_for(scenario: Any, pipeline: str, size: int) -> ExplainRequest | None:
+
+def request_for(scenario: Scenario, pipeline: str, size: int) -> ExplainRequest | None:
     for spec in getattr(scenario, "explain", None) or []:
         if (not spec.pipelines or pipeline in spec.pipelines) and (not spec.sizes or size in spec.sizes):
             return ExplainRequest(target=spec.target, host=spec.host or not spec.gpu, gpu=spec.gpu,
@@ -33,7 +36,7 @@ def ensure_target(cell_json: Path, target: str) -> None:
         cell_json.write_text(json.dumps(spec, indent=2), encoding="utf-8")
 
 
-def prepare(scenario: Any, pipeline: str, size: int, cell_dir: Path, env: dict[str, str]) -> ExplainRequest | None:
+def prepare(scenario: Scenario, pipeline: str, size: int, cell_dir: Path, env: dict[str, str]) -> ExplainRequest | None:
     req = request_for(scenario, pipeline, size)
     if req is None:
         return None

@@ -103,10 +103,3 @@ def rerun(run_dir: Path, cell_dir: Path, req: ExplainRequest,
             raise
     shutil.rmtree(second / "work", ignore_errors=True)  # the index the pipeline wrote: not needed
     return {"exit_code": rc, "seconds": time.monotonic() - t0, "dir": str(second)}
-
-
-def run_with_env(cell_dir: Path, req: ExplainRequest, env: dict[str, str]) -> None:
-    """For the scenario's `explain:` field: point the cell's environment at a fresh config."""
-    explain_dir = cell_dir / "explain"
-    explain_dir.mkdir(exist_ok=True)
-    env[ENV] = str(write_config(explain_dir, req))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
+from memharness.core.targets import file_name
 from memharness.report.aggregate import TREE, Stat
 
 MiB = float(1 << 20)
@@ -54,9 +53,7 @@ def stat_text(stat: Stat | None, number, unit: str = "") -> str:
 def safe_name(target: str) -> str:
     """A file name for a target: 'process_tree' for the tree pseudo-target, else the dotted path with
     anything but letters, digits, '.', '_' and '-' replaced."""
-    if target == TREE:
-        return "process_tree"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", target).strip(".") or "target"
+    return "process_tree" if target == TREE else file_name(target)
 
 
 def short_target(target: str) -> str:

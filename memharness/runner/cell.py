@@ -14,14 +14,42 @@ import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import write_json
-from memharness.core.session import Session
+
+if TYPE_CHECKING:
+    from memharness.pipelines.base import CellContext
+
+
+def read_spec(cell_dir: Path) -> dict[str, Any]:
+    """The cell's `cell.json`; its `sys_path` folders (cwd, the scenario's folder) go in front of sys.path so
+    `callable` modules import."""
+    spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
+    for path in spec.get("sys_path", []):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    return spec
+
+
+def build_context(spec: dict[str, Any], workdir: Path) -> CellContext:
+    """The pipeline's `CellContext` for a cell spec: its corpus slice read, `workdir` for its files.
+
+    Shared with scripts/bare_cell.py, which runs the same pipeline with no harness around it."""
+    from memharness.corpus import read_slice
+    from memharness.pipelines.base import CellContext
+
+    size = int(spec["size"])
+    ids, texts = read_slice(Path(spec["corpus_file"]), size)
+    return CellContext(pipeline=spec["pipeline"], kind=spec["kind"], size=size, ids=ids, texts=texts,
+                       options=dict(spec.get("options", {})), model=spec.get("model") or "",
+                       device=spec["device"], workdir=workdir)
 
 
 @contextmanager
 def phase(name: str):
+    from memharness.core import tracker as tracker_mod  # imported here: scripts/bare_cell.py loads no harness
+
     frame = tracker_mod.enter(f"phase:{name}")
     try:
         yield
@@ -55,13 +83,9 @@ def _measure_imports(cell_dir: Path, spec: dict) -> None:
 
 
 def run_cell(cell_dir: Path) -> int:
-    spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
-    for path in spec.get("sys_path", []):
-        if path not in sys.path:
-            sys.path.insert(0, path)
-    from memharness.corpus import read_slice
+    spec = read_spec(cell_dir)
+    from memharness.core.session import Session
     from memharness.pipelines import registry
-    from memharness.pipelines.base import CellContext
 
     workdir = cell_dir / "work"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -78,10 +102,7 @@ def run_cell(cell_dir: Path) -> int:
             line_profiles = LineProfiles(spec["line_profile"])  # wraps on construction
         pipeline = registry.get(spec["kind"])
         with phase("load_corpus"):
-            ids, texts = read_slice(Path(spec["corpus_file"]), int(spec["size"]))
-        ctx = CellContext(pipeline=spec["pipeline"], kind=spec["kind"], size=int(spec["size"]), ids=ids,
-                          texts=texts, options=dict(spec.get("options", {})), model=spec.get("model") or "",
-                          device=spec["device"], workdir=workdir)
+            ctx = build_context(spec, workdir)
         with phase("prepare"):
             pipeline.prepare(ctx)
         with phase("run"):

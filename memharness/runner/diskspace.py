@@ -31,8 +31,9 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 LOW_WATER = 256 * 1024  # below this many free bytes a failed cell is taken as a disk-full casualty
 
 
-def fmt(n: float) -> str:
-    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+def fmt(n: float, mib_decimals: int = 1, gib_decimals: int = 1) -> str:
+    """A byte amount in MiB below 1 GiB, in GiB from there: `fmt(4 * 2**20)` -> '4.0 MiB'."""
+    return f"{n / 2**30:.{gib_decimals}f} GiB" if n >= 2**30 else f"{n / 2**20:.{mib_decimals}f} MiB"
 
 
 def existing_ancestor(path: Path) -> Path:

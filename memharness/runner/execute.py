@@ -6,7 +6,10 @@ import errno
 import shutil
 import signal
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
@@ -14,10 +17,13 @@ from memharness.runner import diskspace
 from memharness.runner.executors.node import local_placement
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
-from memharness.runner.preflight import PreflightError, remove_empty, run_preflight
+from memharness.runner.preflight import Preflight, PreflightError, remove_empty, run_preflight
 from memharness.runner.rundir import Manifest, ManifestError, new_run_dir, scenario_changes
 from memharness.runner.signals import Interrupted, StopSignals, signal_name
-from memharness.runner.supervisor import describe_plan, run_cell, summarize
+from memharness.runner.supervisor import CellOutcome, describe_plan, run_cell, summarize
+
+if TYPE_CHECKING:
+    from memharness.scenario import Scenario
 
 __all__ = ["CellPlan", "PreflightError", "Interrupted", "ManifestError", "RunLocked", "RunRequest",
            "ScenarioChanged", "EXIT_WRITE_FAILED", "execute", "expand"]
@@ -29,22 +35,24 @@ class ScenarioChanged(MemharnessError, ValueError):
     """--resume with a scenario whose content differs from the run's (without --force)."""
 
 
+@dataclass
 class RunRequest:
-    def __init__(self, scenario_path: Path, sizes: list[int] | None = None, pipelines: list[str] | None = None,
-                 repeats: int | None = None, resume: Path | None = None, dry_run: bool = False,
-                 retry_failed: bool = False, report: bool = True, force: bool = False,
-                 executor: str | None = None, ray_address: str | None = None) -> None:
-        self.scenario_path = Path(scenario_path)
-        self.sizes = sizes
-        self.pipelines = pipelines
-        self.repeats = repeats
-        self.resume = resume
-        self.dry_run = dry_run
-        self.retry_failed = retry_failed
-        self.report = report
-        self.force = force
-        self.executor = executor  # None: the scenario's `executor`
-        self.ray_address = ray_address
+    """What `memharness run` was asked to do (the command line, parsed)."""
+
+    scenario_path: Path
+    sizes: list[int] | None = None
+    pipelines: list[str] | None = None
+    repeats: int | None = None
+    resume: Path | None = None
+    dry_run: bool = False
+    retry_failed: bool = False
+    report: bool = True
+    force: bool = False
+    executor: str | None = None  # None: the scenario's `executor`
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        self.scenario_path = Path(self.scenario_path)
 
 
 def execute(req: RunRequest, console) -> tuple[int, Path | None]:
@@ -58,10 +66,7 @@ def execute(req: RunRequest, console) -> tuple[int, Path | None]:
         try:
             return _execute(req, console, stops, held.append)
         except Interrupted as exc:  # before preflight: loading the scenario or the run folder
-            tail = f"; finish the run with: {_resume_hint(req, req.resume)}" if req.resume is not None else \
-                ", nothing was run"
-            console.print(f"interrupted by {signal_name(exc.signum)}{tail}", highlight=False)
-            return exc.exit_code, req.resume
+            return _interrupted_before_cells(req, exc, lambda m: console.print(m, highlight=False))
         finally:
             for lock in held:
                 lock.release()
@@ -71,9 +76,47 @@ def _resume_hint(req: RunRequest, run_dir: Path) -> str:
     return f"memharness run {req.scenario_path} --resume {run_dir}"
 
 
-def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, Path | None]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _interrupted_before_cells(req: RunRequest, exc: Interrupted, say: Callable[[str], None],
+                              where: str = "") -> tuple[int, Path | None]:
+    tail = f"; finish the run with: {_resume_hint(req, req.resume)}" if req.resume is not None else \
+        ", nothing was run"
+    say(f"interrupted by {signal_name(exc.signum)}{where}{tail}")
+    return exc.exit_code, req.resume
 
+
+def _open_resumed(req: RunRequest, scenario: Scenario, hold: Callable[[RunLock], None],
+                  say: Callable[[str], None]) -> tuple[Manifest, list[str]] | None:
+    """Lock and load the run folder of `--resume`; None (said why) when it is a run of another scenario.
+    Raises ScenarioChanged when the scenario was edited since and `--force` was not given."""
+    assert req.resume is not None
+    lock = RunLock(req.resume)
+    lock.acquire()
+    hold(lock)
+    manifest = Manifest.load(req.resume)
+    if manifest.data.get("scenario") != scenario.name:
+        say(f"[red]error:[/red] {req.resume} is a run of scenario {manifest.data.get('scenario')!r}, "
+            f"not {scenario.name!r}")
+        return None
+    changes = scenario_changes(manifest.data.get("scenario_spec"), scenario)
+    if changes and not req.force:
+        more = f" (and {len(changes) - 3} more)" if len(changes) > 3 else ""
+        raise ScenarioChanged(
+            f"{req.scenario_path} differs from the scenario {req.resume} was run with: "
+            f"{'; '.join(changes[:3])}{more}; resume with the same scenario, or pass --force to run the "
+            f"remaining cells under the edited one (both are recorded)")
+    return manifest, changes
+
+
+def _say_dry_run(pre: Preflight, say: Callable[[str], None]) -> None:
+    for name, check in pre.pipelines.items():
+        missing = [m["path"] for m in check.probe.get("missing_defaults", [])]
+        say(f"  {name}: python {check.python}, device {check.device}, "
+            f"{len(check.probe.get('resolved', []))} targets resolve"
+            + (f", default targets missing here: {', '.join(missing)}" if missing else ""))
+    say("dry run: preflight passed, nothing was run")
+
+
+def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, Path | None]:
     from memharness.scenario import load
 
     def say(message: str) -> None:
@@ -88,21 +131,10 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
     manifest: Manifest | None = None
     changes: list[str] = []
     if req.resume is not None:
-        lock = RunLock(req.resume)
-        lock.acquire()
-        hold(lock)
-        manifest = Manifest.load(req.resume)
-        if manifest.data.get("scenario") != scenario.name:
-            console.print(f"[red]error:[/red] {req.resume} is a run of scenario {manifest.data.get('scenario')!r}, "
-                          f"not {scenario.name!r}", highlight=False)
+        resumed = _open_resumed(req, scenario, hold, say)
+        if resumed is None:
             return 2, None
-        changes = scenario_changes(manifest.data.get("scenario_spec"), scenario)
-        if changes and not req.force:
-            more = f" (and {len(changes) - 3} more)" if len(changes) > 3 else ""
-            raise ScenarioChanged(
-                f"{req.scenario_path} differs from the scenario {req.resume} was run with: "
-                f"{'; '.join(changes[:3])}{more}; resume with the same scenario, or pass --force to run the "
-                f"remaining cells under the edited one (both are recorded)")
+        manifest, changes = resumed
     output = Path(scenario.output)
     say(f"scenario {scenario.name}: {len(plans)} cells")
     if req.dry_run:
@@ -112,60 +144,162 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         pre = run_preflight(scenario, plans, req.scenario_path.resolve().parent, output / scenario.name,
                             say=say, materialize=not req.dry_run)
     except Interrupted as exc:
-        tail = f"; finish the run with: {_resume_hint(req, req.resume)}" if req.resume is not None else \
-            ", nothing was run"
-        say(f"interrupted by {signal_name(exc.signum)} during preflight{tail}")
-        return exc.exit_code, req.resume
+        return _interrupted_before_cells(req, exc, say, " during preflight")
     if req.dry_run:
-        for name, check in pre.pipelines.items():
-            missing = [m["path"] for m in check.probe.get("missing_defaults", [])]
-            say(f"  {name}: python {check.python}, device {check.device}, "
-                f"{len(check.probe.get('resolved', []))} targets resolve"
-                + (f", default targets missing here: {', '.join(missing)}" if missing else ""))
-        say("dry run: preflight passed, nothing was run")
+        _say_dry_run(pre, say)
         remove_empty(pre.created)
         return 0, None
 
     # From here on signals only set a flag; the loop below and run_cell act on it at safe points.
     with stops.deferred():
-        return _run_cells(req, console, stops, hold, scenario, plans, pre, manifest, changes,
-                          (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn))
+        return _run_cells(req, console, stops, hold, scenario, plans, pre, manifest, changes)
 
 
-def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[CellPlan], pre, manifest,
-               changes: list[str], rich_parts) -> tuple[int, Path | None]:
-    BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn = rich_parts
-
-    def say(message: str) -> None:
-        console.print(message, highlight=False)
-
+def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan], manifest: Manifest | None,
+                     changes: list[str], hold: Callable[[RunLock], None],
+                     say: Callable[[str], None]) -> Manifest | int:
+    """A new run folder (locked, its manifest written), or the resumed one with the new cells and any
+    scenario revision added; an exit code (said why) when the folder cannot be written."""
     output = Path(scenario.output)
     if manifest is None:
         try:
             run_dir = new_run_dir(output, scenario.name)
         except OSError as exc:
             say(f"error: cannot create a run folder under {output / scenario.name}: {exc.strerror}")
-            return (EXIT_WRITE_FAILED if diskspace.is_disk_full(exc) else 2), None
+            return EXIT_WRITE_FAILED if diskspace.is_disk_full(exc) else 2
         lock = RunLock(run_dir)
         lock.acquire()
         hold(lock)
         try:
-            manifest = Manifest.create(run_dir, scenario, req.scenario_path.read_text(encoding="utf-8"), plans)
+            return Manifest.create(run_dir, scenario, req.scenario_path.read_text(encoding="utf-8"), plans)
         except OSError as exc:
             lock.release()
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no half-made run folder
             what = "disk full" if diskspace.is_disk_full(exc) else f"cannot write ({exc.strerror})"
             say(f"error: {what} creating the run folder {run_dir}: free space and run again")
-            return EXIT_WRITE_FAILED, None
-    else:
-        run_dir = manifest.run_dir
-        if changes:
-            rev = manifest.add_revision(scenario, req.scenario_path.read_text(encoding="utf-8"),
-                                        [c["id"] for c in manifest.data["cells"] if c["status"] in ("done", "failed")])
-            say(f"scenario changed since the run started (--force): the remaining cells run under revision {rev}, "
-                f"kept in {run_dir / f'scenario.r{rev}.yaml'}")
-        manifest.add_cells(plans)
-        manifest.save()
+            return EXIT_WRITE_FAILED
+    run_dir = manifest.run_dir
+    if changes:
+        rev = manifest.add_revision(scenario, req.scenario_path.read_text(encoding="utf-8"),
+                                    [c["id"] for c in manifest.data["cells"] if c["status"] in ("done", "failed")])
+        say(f"scenario changed since the run started (--force): the remaining cells run under revision {rev}, "
+            f"kept in {run_dir / f'scenario.r{rev}.yaml'}")
+    manifest.add_cells(plans)
+    manifest.save()
+    return manifest
+
+
+class _CellLoop:
+    """The cells of one run, run in order under a progress bar; `current` is the cell running now (for the
+    bookkeeping when the run folder's disk fills up)."""
+
+    def __init__(self, run_dir: Path, manifest: Manifest, scenario: Scenario, pre: Preflight,
+                 stops: StopSignals) -> None:
+        self.run_dir, self.manifest, self.scenario, self.pre, self.stops = run_dir, manifest, scenario, pre, stops
+        self.current: CellPlan | None = None
+
+    def disk_low(self) -> bool:
+        return diskspace.free_bytes(self.run_dir) < diskspace.LOW_WATER
+
+    def run(self, todo: list[CellPlan], executor: str, ray_address: str | None, console,
+            say: Callable[[str], None]) -> int:
+        """Exit code of the cells: 0 all done, 1 some failed. Raises Interrupted or OSError (disk full)."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[live]}")]
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task("cells", total=len(todo), live="")
+            if executor == "ray" and todo:
+                from memharness.runner.executors import ray as ray_executor
+
+                return ray_executor.run_cells(todo, self.run_dir, self.manifest, self.scenario, self.pre,
+                                              ray_address, self.stops.requested, progress, task, say,
+                                              self.disk_low)
+            code = 0
+            for i, plan in enumerate(todo, 1):
+                self.stops.check()
+                if self.disk_low():
+                    raise OSError(errno.ENOSPC, "No space left on device", str(self.run_dir))
+                progress.update(task, description=f"[{i}/{len(todo)}] {plan.id}")
+                outcome = self._run_one(plan, progress, task)
+                progress.console.print(summarize(outcome, plan), highlight=False)
+                progress.advance(task)
+                if outcome.status != "done":
+                    code = 1
+            return code
+
+    def _run_one(self, plan: CellPlan, progress, task) -> CellOutcome:
+        self.current = plan
+        self.manifest.cell(plan.id).update(local_placement(self.pre.pipelines[plan.pipeline].probe.get("fingerprint")))
+        self.manifest.set_status(plan.id, "running")
+
+        def tick(elapsed: float, rss: int) -> None:
+            progress.update(task, live=f"cell {elapsed:6.1f} s  RSS {rss / 2**20:8.0f} MiB")
+
+        cell_dir = self.run_dir / "cells" / plan.id
+        outcome = run_cell(plan, cell_dir, self.scenario, self.pre, on_tick=tick, stop_requested=self.stops.requested,
+                           disk_low=self.disk_low)
+        if outcome.cause == "disk_full" or (
+                outcome.status == "failed" and ("[Errno 28]" in outcome.message or self.disk_low())):
+            raise OSError(errno.ENOSPC, "No space left on device", str(cell_dir))
+        self.manifest.set_status(plan.id, outcome.status, outcome.cause)
+        self.current = None
+        return outcome
+
+    def mark_running_cells(self, todo: list[CellPlan], cause: str) -> None:
+        """The cells still `running` in the manifest become `interrupted` with `cause`."""
+        for plan in todo:
+            if self.manifest.cell(plan.id)["status"] == "running":
+                self.manifest.set_status(plan.id, "interrupted", cause)
+
+
+def _record_write_failure(loop: _CellLoop, todo: list[CellPlan], exc: OSError) -> None:
+    """After a failed write into the run folder: the running cell's status.json and the manifest say
+    `interrupted` with cause `disk_full` or `write_error` (as far as they can still be written)."""
+    full = diskspace.is_disk_full(exc)
+    cause = "disk_full" if full else "write_error"
+    if loop.current is not None:
+        cell_dir = loop.run_dir / "cells" / loop.current.id
+        message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
+        try:
+            status = read_json(cell_dir / "status.json", {}) or {}
+        except ValueError:
+            status = {}
+        status.update({"status": "interrupted", "cause": cause, "message": message})
+        try:
+            write_json(cell_dir / "status.json", status)
+        except OSError:
+            pass
+    try:
+        loop.mark_running_cells(todo, cause)
+    except OSError:
+        pass
+
+
+def _build_report(run_dir: Path, say: Callable[[str], None]) -> None:
+    try:
+        from memharness.report import build
+
+        index = build(run_dir)
+        say(f"report: {index}")
+        for line in ((read_json(index.parent / "summary.json", {}) or {}).get("answer") or {}).get("sizes", []):
+            say(f"  {line['sentence']}")  # the report's lead, run phase
+    except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
+        print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "
+              f"retry with: memharness report {run_dir}", file=sys.stderr)
+
+
+def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Scenario, plans: list[CellPlan],
+               pre: Preflight, manifest: Manifest | None, changes: list[str]) -> tuple[int, Path | None]:
+    def say(message: str) -> None:
+        console.print(message, highlight=False)
+
+    opened = _open_run_folder(req, scenario, plans, manifest, changes, hold, say)
+    if isinstance(opened, int):
+        return opened, None
+    manifest = opened
+    run_dir = manifest.run_dir
     reserve = diskspace.Reserve(run_dir)
     reserve.create()
     say(f"run folder: {run_dir}")
@@ -174,53 +308,12 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
     skipped = len(plans) - len(todo)
     if skipped:
         say(f"resuming: {skipped} cells already finished, {len(todo)} to run")
-
-    def disk_low() -> bool:
-        return diskspace.free_bytes(run_dir) < diskspace.LOW_WATER
-
-    code = 0
-    current: CellPlan | None = None
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[live]}")]
-    executor = req.executor or scenario.executor
+    loop = _CellLoop(run_dir, manifest, scenario, pre, stops)
     try:
-        with Progress(*columns, console=console, transient=False) as progress:
-            task = progress.add_task("cells", total=len(todo), live="")
-            if executor == "ray" and todo:
-                from memharness.runner.executors import ray as ray_executor
-
-                code = ray_executor.run_cells(todo, run_dir, manifest, scenario, pre, req.ray_address,
-                                              stops.requested, progress, task, say, disk_low)
-                todo = []
-            for i, plan in enumerate(todo, 1):
-                stops.check()
-                if disk_low():
-                    raise OSError(errno.ENOSPC, "No space left on device", str(run_dir))
-                progress.update(task, description=f"[{i}/{len(todo)}] {plan.id}")
-                current = plan
-                manifest.cell(plan.id).update(local_placement(pre.pipelines[plan.pipeline].probe.get("fingerprint")))
-                manifest.set_status(plan.id, "running")
-
-                def tick(elapsed: float, rss: int) -> None:
-                    progress.update(task, live=f"cell {elapsed:6.1f} s  RSS {rss / 2**20:8.0f} MiB")
-
-                cell_dir = run_dir / "cells" / plan.id
-                outcome = run_cell(plan, cell_dir, scenario, pre, on_tick=tick, stop_requested=stops.requested,
-                                   disk_low=disk_low)
-                if outcome.cause == "disk_full" or (
-                        outcome.status == "failed" and ("[Errno 28]" in outcome.message or disk_low())):
-                    raise OSError(errno.ENOSPC, "No space left on device", str(cell_dir))
-                manifest.set_status(plan.id, outcome.status, outcome.cause)
-                current = None
-                progress.console.print(summarize(outcome, plan), highlight=False)
-                progress.advance(task)
-                if outcome.status != "done":
-                    code = 1
+        code = loop.run(todo, req.executor or scenario.executor, req.ray_address, console, say)
     except Interrupted as exc:
         try:
-            for plan in todo:
-                if manifest.cell(plan.id)["status"] == "running":
-                    manifest.set_status(plan.id, "interrupted", "interrupted")
+            loop.mark_running_cells(todo, "interrupted")
         except OSError:
             reserve.release()
             manifest.save()
@@ -231,45 +324,16 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
         if not (diskspace.is_disk_full(exc) or str(exc.filename or "").startswith(str(run_dir))):
             raise  # not a write into the run folder (e.g. a closed stdout): not ours to explain
         reserve.release()  # room for the bookkeeping below
-        full = diskspace.is_disk_full(exc)
-        cause = "disk_full" if full else "write_error"
-        if current is not None:
-            cell_dir = run_dir / "cells" / current.id
-            message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
-            try:
-                status = read_json(cell_dir / "status.json", {}) or {}
-            except ValueError:
-                status = {}
-            status.update({"status": "interrupted", "cause": cause, "message": message})
-            try:
-                write_json(cell_dir / "status.json", status)
-            except OSError:
-                pass
-        try:
-            for plan in todo:
-                if manifest.cell(plan.id)["status"] == "running":
-                    manifest.set_status(plan.id, "interrupted", cause)
-        except OSError:
-            pass
-        where = exc.filename or run_dir
-        what = "disk full writing" if full else f"cannot write ({exc.strerror})"
-        say(f"{what} {where}: free space and resume with: {_resume_hint(req, run_dir)}")
+        _record_write_failure(loop, todo, exc)
+        what = "disk full writing" if diskspace.is_disk_full(exc) else f"cannot write ({exc.strerror})"
+        say(f"{what} {exc.filename or run_dir}: free space and resume with: {_resume_hint(req, run_dir)}")
         return EXIT_WRITE_FAILED, run_dir
     finally:
         reserve.release()
     counts = manifest.counts()
     say("cells: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     if req.report:
-        try:
-            from memharness.report import build
-
-            index = build(run_dir)
-            say(f"report: {index}")
-            for line in ((read_json(index.parent / "summary.json", {}) or {}).get("answer") or {}).get("sizes", []):
-                say(f"  {line['sentence']}")  # the report's lead, run phase
-        except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
-            print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "
-                  f"retry with: memharness report {run_dir}", file=sys.stderr)
+        _build_report(run_dir, say)
     if stops.requested() is not None:  # a signal after the last cell: everything is recorded
         signum = stops.requested()
         say(f"stopped by {signal_name(signum)} after the last cell; every cell is recorded")

@@ -74,13 +74,27 @@ def describe(pids: list[int]) -> list[dict]:
     return [{"pid": p, "rss": procmem.rss_bytes(p), "cmdline": _cmdline(p)} for p in pids]
 
 
-def kill(pids: list[int], timeout: float = 10.0) -> list[int]:
-    """SIGKILL the processes and wait until they are gone; returns those still alive after `timeout`."""
+def sigkill(pids: list[int]) -> None:
+    """SIGKILL each process in the order given; those already gone (or not ours) are skipped."""
     for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant (children first), then its process group."""
+    sigkill(list(reversed([pid] + procmem.descendant_pids(pid))))
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill(pids: list[int], timeout: float = 10.0) -> list[int]:
+    """SIGKILL the processes and wait until they are gone; returns those still alive after `timeout`."""
+    sigkill(pids)
     deadline = time.monotonic() + timeout
     alive = [p for p in pids if _alive(p)]
     while alive and time.monotonic() < deadline:

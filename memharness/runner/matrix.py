@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memharness.scenario import format_size
+
+if TYPE_CHECKING:
+    from memharness.scenario import Scenario
 
 
 @dataclass(frozen=True)
@@ -15,11 +18,9 @@ class CellPlan:
     kind: str
     size: int
     repeat: int
-    python: str | None
     options: dict[str, Any] = field(hash=False)
     model: str | None
     targets: tuple[str, ...]
-    use_default_targets: bool
 
 
 def cell_id(pipeline: str, size: int, repeat: int) -> str:
@@ -36,7 +37,7 @@ def _pick(values: list, chosen: list | None, what: str, fmt=str) -> list:
     return [v for v in values if v in chosen]
 
 
-def expand(scenario, sizes: list[int] | None = None, pipelines: list[str] | None = None,
+def expand(scenario: Scenario, sizes: list[int] | None = None, pipelines: list[str] | None = None,
            repeats: int | None = None) -> list[CellPlan]:
     """Cells in run order: smallest size first; at each size the repeats, each running every pipeline."""
     chosen_sizes = _pick(sorted(scenario.sizes), sizes, "size", format_size)
@@ -53,8 +54,7 @@ def expand(scenario, sizes: list[int] | None = None, pipelines: list[str] | None
                     continue
                 plans.append(CellPlan(
                     id=cell_id(p.name, size, r), pipeline=p.name, kind=p.kind, size=size, repeat=r,
-                    python=p.python, options=dict(p.options), model=p.model or scenario.model,
+                    options=dict(p.options), model=p.model or scenario.model,
                     targets=tuple(dict.fromkeys(list(scenario.targets) + list(p.targets))),
-                    use_default_targets=p.default_targets,
                 ))
     return plans

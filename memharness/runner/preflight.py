@@ -23,13 +23,16 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memharness.core.session import package_path_dir
 from memharness.errors import MemharnessError
 from memharness.runner import diskspace
 from memharness.runner.matrix import CellPlan
 from memharness.scenario import format_size
+
+if TYPE_CHECKING:
+    from memharness.scenario import PipelineSpec, Scenario
 
 OFFLINE_HINT = "use the offline scenario scenarios/quickstart.yaml (synthetic corpus, builtin checkpoint)"
 
@@ -176,7 +179,7 @@ def remove_empty(folders: list[Path]) -> None:
             break
 
 
-def check_space(scenario, plans: list[CellPlan], corpus_spec: dict, output: Path, largest: int) -> None:
+def check_space(scenario: Scenario, plans: list[CellPlan], corpus_spec: dict, output: Path, largest: int) -> None:
     """Refuse a run whose estimated writes (corpus cache, timelines) exceed the free space."""
     from memharness import corpus
 
@@ -205,7 +208,7 @@ def check_space(scenario, plans: list[CellPlan], corpus_spec: dict, output: Path
         raise PreflightError(problems, locs)
 
 
-def run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: Path,
+def run_preflight(scenario: Scenario, plans: list[CellPlan], scenario_dir: Path, output: Path,
                   say=print, materialize: bool = True) -> Preflight:
     """`output` is the folder run folders are created in (`<scenario output>/<scenario name>`)."""
     created = check_output(output)
@@ -218,72 +221,87 @@ def run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: P
         raise
 
 
-def _run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: Path,
-                   say, materialize: bool) -> Preflight:
-    from memharness import corpus
+class _Problems:
+    """Problems found so far, each once, with the scenario field each is about."""
 
-    result = Preflight()
-    problems: list[str] = []
-    locs: list[Loc] = []
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.locs: list[Loc] = []
+
+    def add(self, message: str, loc: Loc) -> None:
+        if message not in self.messages:
+            self.messages.append(message)
+            self.locs.append(loc)
+
+    def raise_any(self) -> None:
+        if self.messages:
+            raise PreflightError(self.messages, self.locs)
+
+
+def _target_loc(scenario: Scenario, i: int, path: str) -> Loc:
+    """The scenario field a probe error about `path` (a target, `options`, ...) of pipeline `i` is about."""
+    spec = scenario.pipelines[i]
+    if path == "options":
+        return ("pipelines", i, "options")
+    if path == spec.options.get("function"):
+        return ("pipelines", i, "options", "function")
+    for key, values in (("targets", scenario.targets), ("line_profile", scenario.line_profile)):
+        if path in values:
+            return (key, list(values).index(path))
+    if path in spec.targets:
+        return ("pipelines", i, "targets", list(spec.targets).index(path))
+    return ("pipelines", i)
+
+
+def _probe_request(scenario: Scenario, spec: PipelineSpec, sys_path: list[str]) -> dict[str, Any]:
+    return {"kind": spec.kind, "options": spec.options, "use_defaults": spec.default_targets,
+            "targets": list(dict.fromkeys(list(scenario.targets) + list(spec.targets))),
+            "line_profile": list(scenario.line_profile), "sys_path": sys_path}
+
+
+def _cell_device(scenario: Scenario, probe: dict[str, Any]) -> str:
+    if scenario.device == "auto":
+        return "cuda" if probe.get("cuda_available") else "cpu"
+    return scenario.device
+
+
+def _probe_pipelines(scenario: Scenario, plans: list[CellPlan], sys_path: list[str], env: dict[str, str],
+                     say, problems: _Problems) -> dict[str, PipelineCheck]:
+    """Run the probe once per interpreter for the pipelines the plans use; one check per pipeline."""
     index = {p.name: i for i, p in enumerate(scenario.pipelines)}
-    sys_path = result.sys_path = [str(Path.cwd()), str(scenario_dir)]
-    env = interpreter_env(scenario.env)
     by_name = {p.name: p for p in scenario.pipelines}
-
-    def add(message: str, loc: Loc) -> None:
-        if message not in problems:
-            problems.append(message)
-            locs.append(loc)
-
-    def target_loc(name: str, path: str) -> Loc:
-        i, spec = index[name], by_name[name]
-        if path == "options":
-            return ("pipelines", i, "options")
-        if path == spec.options.get("function"):
-            return ("pipelines", i, "options", "function")
-        for key, values in (("targets", scenario.targets), ("line_profile", scenario.line_profile)):
-            if path in values:
-                return (key, list(values).index(path))
-        if path in spec.targets:
-            return ("pipelines", i, "targets", list(spec.targets).index(path))
-        return ("pipelines", i)
-
-    used = list(dict.fromkeys(p.pipeline for p in plans))
     by_python: dict[str, list[str]] = {}
-    for name in used:
+    for name in dict.fromkeys(p.pipeline for p in plans):
         by_python.setdefault(by_name[name].python or sys.executable, []).append(name)
+    checks: dict[str, PipelineCheck] = {}
     for python, names in by_python.items():
         say(f"preflight: probing {', '.join(names)} in {python}")
-        requests = []
-        for name in names:
-            spec = by_name[name]
-            requests.append({"kind": spec.kind, "options": spec.options, "use_defaults": spec.default_targets,
-                             "targets": list(dict.fromkeys(list(scenario.targets) + list(spec.targets))),
-                             "line_profile": list(scenario.line_profile), "sys_path": sys_path})
-        probes = _run_probe(python, requests, env)
+        probes = _run_probe(python, [_probe_request(scenario, by_name[name], sys_path) for name in names], env)
         if isinstance(probes, dict):  # a fatal problem with the interpreter itself
             for name in names:
-                add(f"pipelines.{name}: {probes['fatal']}", ("pipelines", index[name], "python"))
+                problems.add(f"pipelines.{name}: {probes['fatal']}", ("pipelines", index[name], "python"))
             continue
         for name, probe in zip(names, probes, strict=True):
-            spec = by_name[name]
             if probe.get("kind_error"):
-                add(f"pipelines.{name}: pipeline kind {spec.kind!r} cannot be used in {python}: "
-                    f"{probe['kind_error']}", ("pipelines", index[name], "kind"))
+                problems.add(f"pipelines.{name}: pipeline kind {by_name[name].kind!r} cannot be used in {python}: "
+                             f"{probe['kind_error']}", ("pipelines", index[name], "kind"))
             for err in probe.get("errors", []):
-                add(f"pipelines.{name}: {err['message']}", target_loc(name, err.get("path", "")))
-            device = scenario.device
-            if device == "auto":
-                device = "cuda" if probe.get("cuda_available") else "cpu"
-            elif device == "cuda" and not probe.get("cuda_available"):
-                add(f"pipelines.{name}: device cuda requested but torch in {python} sees no CUDA device",
-                    ("device",))
-            result.pipelines[name] = PipelineCheck(name=name, python=python, probe=probe, device=device)
-    if problems:
-        raise PreflightError(problems, locs)
+                problems.add(f"pipelines.{name}: {err['message']}", _target_loc(scenario, index[name],
+                                                                                err.get("path", "")))
+            if scenario.device == "cuda" and not probe.get("cuda_available"):
+                problems.add(f"pipelines.{name}: device cuda requested but torch in {python} sees no CUDA device",
+                             ("device",))
+            checks[name] = PipelineCheck(name=name, python=python, probe=probe, device=_cell_device(scenario, probe))
+    return checks
 
-    models: dict[tuple[str, str], str] = {}  # one resolution per (model, interpreter)
-    for name, check in result.pipelines.items():
+
+def _resolve_models(scenario: Scenario, checks: dict[str, PipelineCheck], env: dict[str, str], say,
+                    problems: _Problems) -> None:
+    """Set each non-`callable` check's `model_path`: one resolution per (model, interpreter)."""
+    index = {p.name: i for i, p in enumerate(scenario.pipelines)}
+    by_name = {p.name: p for p in scenario.pipelines}
+    models: dict[tuple[str, str], str] = {}
+    for name, check in checks.items():
         spec = by_name[name]
         if spec.kind == "callable":
             continue
@@ -295,34 +313,62 @@ def _run_preflight(scenario, plans: list[CellPlan], scenario_dir: Path, output: 
                 models[key] = resolve_model(model, check.python, env)
             except PreflightError as exc:
                 for problem in exc.problems:
-                    add(problem, ("pipelines", index[name], "model") if spec.model else ("model",))
+                    problems.add(problem, ("pipelines", index[name], "model") if spec.model else ("model",))
                 continue
         check.model_path = models[key]
 
-    corpus_spec = scenario.corpus.model_dump(mode="json")
-    if corpus_spec.get("path") and corpus_spec["source"] == "file":
-        p = Path(corpus_spec["path"]).expanduser()
-        corpus_spec["path"] = str(p if p.is_absolute() else (scenario_dir / p).resolve())
-    largest = max(p.size for p in plans)
+
+def _corpus_spec(scenario: Scenario, scenario_dir: Path) -> dict[str, Any]:
+    """The scenario's corpus as plain data, a relative `file` path made absolute from the scenario's folder."""
+    spec = scenario.corpus.model_dump(mode="json")
+    if spec.get("path") and spec["source"] == "file":
+        p = Path(spec["path"]).expanduser()
+        spec["path"] = str(p if p.is_absolute() else (scenario_dir / p).resolve())
+    return spec
+
+
+def _check_corpus(corpus_spec: dict[str, Any], largest: int, problems: _Problems) -> None:
+    """The corpus is reachable and holds `largest` records (raises with every problem found so far)."""
+    from memharness import corpus
+
     try:
         corpus.check(corpus_spec)
         have = corpus.available(corpus_spec)
     except corpus.CorpusError as exc:
-        add(f"corpus: {exc}", ("corpus",))
-        raise PreflightError(problems, locs) from exc
-    if problems:
-        raise PreflightError(problems, locs)
+        problems.add(f"corpus: {exc}", ("corpus",))
+        raise PreflightError(problems.messages, problems.locs) from exc
+    problems.raise_any()
     if have is not None and have < largest:
         raise PreflightError([f"corpus: holds {have} records, fewer than the largest size {format_size(largest)}"],
                              [("sizes",)])
+
+
+def _materialize_corpus(corpus_spec: dict[str, Any], largest: int, say) -> Path:
+    from memharness import corpus
+
+    say(f"preflight: preparing the first {format_size(largest)} corpus records")
+    try:
+        return corpus.materialize(corpus_spec, largest, cache_dir())
+    except corpus.CorpusError as exc:
+        raise PreflightError([f"corpus: {exc}"], [("corpus",)]) from exc
+    except OSError as exc:
+        raise PreflightError([f"corpus cache {cache_dir()}: cannot write: {exc.strerror}"],
+                             [("corpus",)]) from exc
+
+
+def _run_preflight(scenario: Scenario, plans: list[CellPlan], scenario_dir: Path, output: Path,
+                   say, materialize: bool) -> Preflight:
+    result = Preflight()
+    problems = _Problems()
+    result.sys_path = [str(Path.cwd()), str(scenario_dir)]
+    env = interpreter_env(scenario.env)
+    result.pipelines = _probe_pipelines(scenario, plans, result.sys_path, env, say, problems)
+    problems.raise_any()
+    _resolve_models(scenario, result.pipelines, env, say, problems)
+    corpus_spec = _corpus_spec(scenario, scenario_dir)
+    largest = max(p.size for p in plans)
+    _check_corpus(corpus_spec, largest, problems)
     if materialize:
         check_space(scenario, plans, corpus_spec, output, largest)
-        say(f"preflight: preparing the first {format_size(largest)} corpus records")
-        try:
-            result.corpus_file = corpus.materialize(corpus_spec, largest, cache_dir())
-        except corpus.CorpusError as exc:
-            raise PreflightError([f"corpus: {exc}"], [("corpus",)]) from exc
-        except OSError as exc:
-            raise PreflightError([f"corpus cache {cache_dir()}: cannot write: {exc.strerror}"],
-                                 [("corpus",)]) from exc
+        result.corpus_file = _materialize_corpus(corpus_spec, largest, say)
     return result

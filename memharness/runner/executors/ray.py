@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
@@ -35,6 +35,10 @@ from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, interpreter_env
 from memharness.runner.signals import Interrupted, stop_message
 from memharness.runner.supervisor import CellOutcome, run_cell, summarize, write_cell_spec
+
+if TYPE_CHECKING:
+    from memharness.runner.rundir import Manifest
+    from memharness.scenario import Scenario
 
 EXTRA_HINT = "executor ray: Ray is not installed; it is an optional extra: pip install 'memharness[ray]'"
 LOST_ERRORS = ("WorkerCrashedError", "NodeDiedError", "ObjectLostError", "OwnerDiedError", "ActorDiedError",
@@ -95,7 +99,7 @@ def driver_env() -> dict[str, str | None]:
     return {k: os.environ.get(k) for k in RAY_SET_ENV}
 
 
-def cell_task(plan: CellPlan, scenario, pre: Preflight, board, env: dict[str, str | None]) -> dict[str, Any]:
+def cell_task(plan: CellPlan, scenario: Scenario, pre: Preflight, board, env: dict[str, str | None]) -> dict[str, Any]:
     """The body of a cell's Ray task: run the cell into a scratch folder and hand the folder back."""
     import ray
 
@@ -151,7 +155,7 @@ class _Board:
 # --- on the driver -----------------------------------------------------------------------------------
 
 
-def cell_options(scenario, pre: Preflight, plan: CellPlan) -> dict[str, Any]:
+def cell_options(scenario: Scenario, pre: Preflight, plan: CellPlan) -> dict[str, Any]:
     """Ray resources of one cell's task (`max_calls=1`, a fresh worker per cell, is set on the function)."""
     device = pre.pipelines[plan.pipeline].device
     gpus = scenario.gpus_per_cell if scenario.gpus_per_cell is not None else (1 if device == "cuda" else 0)
@@ -165,7 +169,7 @@ def cell_options(scenario, pre: Preflight, plan: CellPlan) -> dict[str, Any]:
     return opts
 
 
-def _pipeline_resources(scenario, name: str) -> dict[str, float]:
+def _pipeline_resources(scenario: Scenario, name: str) -> dict[str, float]:
     for p in scenario.pipelines:
         if p.name == name:
             return dict(p.resources)
@@ -195,7 +199,7 @@ def install_cell(run_dir: Path, cell_id: str, archive: bytes) -> Path:
     return final
 
 
-def record_failure(run_dir: Path, plan: CellPlan, scenario, pre: Preflight, cause: str, message: str,
+def record_failure(run_dir: Path, plan: CellPlan, scenario: Scenario, pre: Preflight, cause: str, message: str,
                    node: dict[str, Any] | None, status: str = "failed") -> CellOutcome:
     """A cell whose folder did not come back (lost, cancelled): a cell folder holding its spec and status."""
     cell_dir = run_dir / "cells" / plan.id
@@ -238,8 +242,8 @@ def _placement(node: dict[str, Any] | None) -> dict[str, Any]:
             "gpu": {"ids": node.get("gpu_ids") or [], "name": node.get("gpu")}}
 
 
-def run_cells(todo: list[CellPlan], run_dir: Path, manifest, scenario, pre: Preflight, address: str | None,
-              stop_requested: Callable[[], int | None], progress, task, say: Callable[[str], None],
+def run_cells(todo: list[CellPlan], run_dir: Path, manifest: Manifest, scenario: Scenario, pre: Preflight,
+              address: str | None, stop_requested: Callable[[], int | None], progress, task, say: Callable[[str], None],
               disk_low: Callable[[], bool] | None = None) -> int:
     """Run `todo` as Ray tasks; returns 0 when all are done, 1 when some failed. Raises Interrupted on a
     signal (after cancelling every task) and OSError when the run folder cannot be written."""

@@ -14,6 +14,8 @@ import sys
 
 import psutil
 
+from memharness.runner import leftovers
+
 
 def _reap(scratch: str) -> None:
     victims: list[psutil.Process] = []
@@ -25,12 +27,7 @@ def _reap(scratch: str) -> None:
             except psutil.Error:
                 pass
             victims.append(proc)
-    for proc in victims:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(victims, timeout=10)
+    leftovers.kill([proc.pid for proc in victims])  # SIGKILL each, wait until gone (zombies count as gone)
     shutil.rmtree(scratch, ignore_errors=True)
 
 
