@@ -76,7 +76,7 @@ def _probe(gpu: str):
                 return None
         except Exception:  # noqa: BLE001 - a broken CUDA setup means no GPU readings
             return None
-    from memharness.gpu.probe import make_probe
+    from memharness.core.gpuprobe import make_probe
 
     return make_probe()
 

@@ -62,7 +62,7 @@ def phase(name: str):
 def _probe(device: str):
     if device != "cuda":
         return None
-    from memharness.gpu.probe import make_probe
+    from memharness.core.gpuprobe import make_probe
 
     return make_probe()
 
