@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from memharness.results.names import MANIFEST
+
 
 def find_runs(root: Path) -> list[Path]:
     """Run folders (holding manifest.json) at most three levels under root, root itself included."""
     found = []
     for depth in range(0, 4):
-        pattern = "/".join(["*"] * depth + ["manifest.json"])
+        pattern = "/".join(["*"] * depth + [MANIFEST])
         found.extend(p.parent for p in root.glob(pattern))
     return sorted(set(found))
 
@@ -27,7 +29,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.table import Table
 
-        from memharness.results.manifest import BrokenRunError, read_manifest
+        from memharness.results import BrokenRunError, read_manifest
 
         if not root.exists():
             typer.echo(f"error: {root} does not exist", err=True)

@@ -13,8 +13,7 @@ from memharness.compare.engine import DEFAULT_METRIC, METRICS, Result
 from memharness.compare.engine import compare as compare_sides
 from memharness.compare.rule import Rule
 from memharness.compare.sides import CompareError, load_side, split_spec
-from memharness.report.aggregate import load_manifest
-from memharness.results.manifest import BrokenRunError
+from memharness.results import BrokenRunError, read_manifest
 
 __all__ = ["DEFAULT_METRIC", "METRICS", "CompareError", "Result", "Rule", "baseline_spec_for", "compare"]
 
@@ -32,7 +31,7 @@ def baseline_spec_for(current_spec: str, store: Path = DEFAULT_STORE, name: str 
     run, variant = split_spec(current_spec)
     if name is None:
         try:
-            name = str(load_manifest(run).get("scenario", ""))
+            name = str(read_manifest(run).get("scenario", ""))
         except BrokenRunError as exc:
             raise CompareError(str(exc)) from None
     base = get_baseline(name, store)

@@ -70,18 +70,18 @@ def _entry(name: str, raw: dict[str, Any], store: Path) -> Baseline:
 
 def set_baseline(spec: str, store: Path = DEFAULT_STORE, name: str | None = None) -> Baseline:
     """Record `spec` (RUN_DIR or RUN_DIR:variant) as the baseline of its scenario, or of `name`."""
-    run, variant, manifest = open_run(spec)
-    scenario = str(manifest.get("scenario", ""))
+    run, variant = open_run(spec)
+    scenario = run.scenario
     name = name or scenario
     if not name:
-        raise CompareError(f"{run}: the manifest names no scenario; give --name")
+        raise CompareError(f"{run.dir}: the manifest names no scenario; give --name")
     store = Path(store)
     data = _load(store)
-    rel = os.path.relpath(run.absolute(), _root(store))
+    rel = os.path.relpath(run.dir.absolute(), _root(store))
     data["baselines"][name] = {
         "run": rel,
         "variant": variant,
-        "run_id": manifest.get("run_id", run.name),
+        "run_id": run.manifest.get("run_id", run.dir.name),
         "scenario": scenario,
         "set_wall_ns": time.time_ns(),
     }
