@@ -93,3 +93,66 @@ def test_not_a_run_names_the_folder_and_what_is_missing(tmp_path):
     with pytest.raises(BrokenRunError) as info:
         Run.open(tmp_path)
     assert str(info.value) == f"{tmp_path / 'manifest.json'}: 'cells' is a string, expected a list"
+
+
+def _summary(run_dir: Path) -> dict:
+    import json
+
+    return json.loads((run_dir / "report" / "summary.json").read_text())
+
+
+def test_merge_command_merges_two_runs_and_report_renders_them(tmp_path):
+    """`memharness merge` on two runs of one scenario (sizes split over two machines, one cell run on both):
+    the later run's cell wins whole, every cell is listed once, and `memharness report` renders all sizes."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from memharness.cli import app
+
+    first = make_run(tmp_path / "m1", [FakeCell("a", 100, calls=[FakeCall("pkg.f", 100, 150, 300, 0.1, 0.5)]),
+                                       FakeCell("b", 100, calls=[FakeCall("pkg.f", 100, 150, 320, 0.1, 0.5)])],
+                     scenario="study", run_id="r1")
+    (first / names.SCENARIO).write_text("name: study\n")
+    (first / "cells" / "a__100__r0" / names.WORK).mkdir()
+    (first / "cells" / "a__100__r0" / names.WORK / "index.bin").write_bytes(b"x" * 1000)
+    second = make_run(tmp_path / "m2", [FakeCell("b", 1000, calls=[FakeCall("pkg.f", 100, 150, 900, 0.1, 0.5)]),
+                                        FakeCell("a", 100, calls=[FakeCall("pkg.f", 100, 150, 500, 0.1, 0.5)])],
+                      scenario="study", run_id="r2")
+    out = tmp_path / "merged"
+    result = CliRunner().invoke(app, ["merge", str(first), str(second), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"{out}: 3 cells from 2 runs"
+    manifest = json.loads((out / names.MANIFEST).read_text())
+    assert manifest["run_id"] == "merged" and manifest["merged_from"] == [str(first), str(second)]
+    assert [c["id"] for c in manifest["cells"]] == ["a__100__r0", "b__100__r0", "b__1000__r0"]
+    assert (out / names.SCENARIO).read_text() == "name: study\n"
+    # a__100 comes from the second run alone (its process 1001), not laid over the first run's copy
+    assert sorted(p.name for p in (out / "cells" / "a__100__r0" / names.CALLS).iterdir()) == ["1001.jsonl"]
+    assert not (out / "cells" / "a__100__r0" / names.WORK).exists()
+
+    result = CliRunner().invoke(app, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = {(r["pipeline"], r["size"], r["target"]): r for r in _summary(out)["rows"]}
+    assert {(p, s) for p, s, _ in rows} == {("a", 100), ("b", 100), ("b", 1000)}
+    peak = rows[("a", 100, "pkg.f")]["metrics"]["peak"]["median"]
+    assert peak == 500 * (1 << 20)  # the second run's cell
+
+
+def test_merge_refuses_other_scenarios_and_an_output_in_the_way(tmp_path):
+    from memharness.results.merge import MergeError
+
+    a = Run.open(make_run(tmp_path, [FakeCell("a", 100)], scenario="one", run_id="r1"))
+    b = Run.open(make_run(tmp_path, [FakeCell("a", 200)], scenario="two", run_id="r2"))
+    with pytest.raises(MergeError, match="same scenario") as info:
+        a.merge([b], tmp_path / "out")
+    assert info.value.exit_code == 2 and not (tmp_path / "out").exists()
+    c = Run.open(make_run(tmp_path, [FakeCell("a", 300)], scenario="one", run_id="r3"))
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("x")
+    with pytest.raises(MergeError, match="exists and is not an empty folder"):
+        a.merge([c], tmp_path / "busy")
+    with pytest.raises(MergeError, match="holds the run"):
+        a.merge([c], tmp_path / "one")
+    merged = a.merge([c], tmp_path / "new")
+    assert [x.id for x in merged.cells] == ["a__100__r0", "a__300__r0"]

@@ -201,3 +201,10 @@ class Run:
         if path.exists():
             return path.read_text(encoding="utf-8", errors="replace")
         return json.dumps(self.scenario_spec, indent=2, default=str)
+
+    def merge(self, others: list[Run], into: Path | str) -> Run:
+        """This run and `others` (of the same scenario) merged into the new run folder `into`
+        (`memharness.results.merge`)."""
+        from memharness.results.merge import merge
+
+        return merge([self, *others], into)
