@@ -45,10 +45,6 @@ class Window:
     end_rss: int | None = None
     peak_rss: int | None = None
 
-    @property
-    def caption(self) -> str:
-        return CAPTIONS[self.phase]
-
 
 def phase_window(calls: list[CallRecord], name: str) -> Window | None:
     """The window of `phase:<name>` of the cell's root process (the first one recorded), or None."""

@@ -31,9 +31,15 @@ from memharness.results import names
 from memharness.results.manifest import read_manifest
 
 
-def _json_object(path: Path) -> dict[str, Any]:
-    data = read_json(path, {})
-    return data if isinstance(data, dict) else {}
+def _json_file(name: str, doc: str) -> cached_property:
+    """A cell property holding the JSON object of the cell's file `name`, read on first use."""
+
+    def read(cell: Cell) -> dict[str, Any]:
+        data = read_json(cell.dir / name, {})
+        return data if isinstance(data, dict) else {}
+
+    read.__doc__ = doc
+    return cached_property(read)
 
 
 @dataclass(eq=False)
@@ -62,36 +68,17 @@ class Cell:
         cell_dir = Path(cell_dir)
         return cls(id=cell_dir.name, pipeline="", kind="", size=0, repeat=0, dir=cell_dir, status="", cause=None)
 
-    # --- JSON files of the cell
-    @cached_property
-    def status_json(self) -> dict[str, Any]:
-        return _json_object(self.dir / names.STATUS)
-
-    @cached_property
-    def targets_json(self) -> dict[str, Any]:
-        return _json_object(self.dir / names.TARGETS)
-
-    @cached_property
-    def fingerprint_json(self) -> dict[str, Any]:
-        """fingerprint.json as written (an empty dict when absent or not an object)."""
-        return _json_object(self.dir / names.FINGERPRINT)
-
-    @cached_property
-    def cell_info(self) -> dict[str, Any]:
-        return _json_object(self.dir / names.CELL_INFO)
-
-    @cached_property
-    def imports(self) -> dict[str, Any]:
-        return _json_object(self.dir / names.IMPORTS)
+    # --- JSON files of the cell (an empty dict when absent or not a JSON object)
+    status_json = _json_file(names.STATUS, "status.json: the cell's own status record.")
+    targets_json = _json_file(names.TARGETS, "targets.json: the targets resolved and missing.")
+    fingerprint_json = _json_file(names.FINGERPRINT, "fingerprint.json as written.")
+    cell_info = _json_file(names.CELL_INFO, "cell_info.json: what the pipeline reported it ran.")
+    imports = _json_file(names.IMPORTS, "imports.json: RSS around each import of the pipeline's packages.")
+    sampled_processes = _json_file(names.PROCESSES, "processes.json: every process the sampler saw.")
 
     @cached_property
     def timeline_header(self) -> dict[str, Any]:
         return timeline_header(self.dir)
-
-    @cached_property
-    def sampled_processes(self) -> dict[str, Any]:
-        """processes.json: every process the sampler saw (format version 2)."""
-        return _json_object(self.dir / names.PROCESSES)
 
     # --- records
     @cached_property
