@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from memharness.results.names import MANIFEST
+
 STORE_HELP = "baseline store file"
 
 
@@ -54,7 +56,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"no baselines recorded in {store}")
             return
         for b in baselines:
-            exists = "" if (b.run_dir / "manifest.json").exists() else "  (missing!)"
+            exists = "" if (b.run_dir / MANIFEST).exists() else "  (missing!)"
             typer.echo(f"{b.name}: {b.spec}  run {b.run_id}{exists}")
 
     app.add_typer(group, name="baseline")

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from memharness.results.names import MANIFEST
+
 
 def _split(values: list[str] | None) -> list[str] | None:
     if not values:
@@ -67,8 +69,8 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             err.print(f"error: --sizes: {exc}")
             raise typer.Exit(2) from None
-        if resume is not None and not (resume / "manifest.json").exists():
-            err.print(f"error: --resume {resume}: not a memharness run folder (no manifest.json)")
+        if resume is not None and not (resume / MANIFEST).exists():
+            err.print(f"error: --resume {resume}: not a memharness run folder (no {MANIFEST})")
             raise typer.Exit(2)
         if executor is not None and executor not in ("local", "ray"):
             err.print(f"error: --executor {executor}: expected local or ray")
