@@ -22,6 +22,7 @@ from memharness.report.lead import lead_markdown
 from memharness.report.phases import CAPTIONS, CELL, RUN, run_window
 from memharness.report.predict import predictions
 from memharness.report.runinfo import Cell, CellSeries, RunInfo, Series, load_run
+from memharness.results import names
 
 
 @contextmanager
@@ -114,7 +115,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
     Raises `memharness.results.BrokenRunError` (or its `NotARunError`) for a folder that is not a readable
     run, and `ReportWriteError` when the report folder cannot be written.
     """
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / names.REPORT
     try:
         return _build(Path(run_dir), out, timings)
     except OSError as exc:
