@@ -33,7 +33,6 @@ from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.records import CallRecord, read_calls, read_timeline, tree_rss_series
-from memharness.results import names
 
 MiB = float(1 << 20)
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -198,7 +197,7 @@ class Profile:
                                     probe=_probe(self.gpu))
             self._session.start()
             self._t0, self._wall0 = now_ns(), time.time_ns()
-            write_json(self.cell_dir / names.STATUS, {"status": "running", "cause": None, "message": "",
+            write_json(self.cell_dir / "status.json", {"status": "running", "cause": None, "message": "",
                                                        "t_start_ns": self._t0, "wall_start_ns": self._wall0})
             self._block = tracker_mod.enter(f"phase:{self.label}")
         except BaseException:
@@ -224,7 +223,7 @@ class Profile:
             self.status = "failed" if error is not None else "done"
             self.error = message or None
             header = read_json(self.cell_dir / "timeline.json", {}) or {}
-            write_json(self.cell_dir / names.STATUS, {
+            write_json(self.cell_dir / "status.json", {
                 "status": self.status, "cause": "exception" if error is not None else None, "message": message,
                 "exit_code": None, "t_start_ns": self._t0, "t_end_ns": t1, "wall_start_ns": self._wall0,
                 "wall_seconds": (t1 - self._t0) / 1e9, "peak_tree_rss": int(header.get("peak_tree_rss", 0)),
@@ -245,7 +244,7 @@ class Profile:
         if self.status != "running" or self.sample_interval is None:
             raise ProfileError("wait_for_sample() needs a running block with a sampler")
         since = now_ns()
-        path = self.cell_dir / names.TIMELINE
+        path = self.cell_dir / "timeline.bin"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             size = path.stat().st_size if path.exists() else 0

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from memharness.explain.hook import ENV
-from memharness.results.names import MANIFEST
 
 
 class ExplainError(Exception):
@@ -47,7 +46,7 @@ def find_cell(run_dir: Path, cell_id: str) -> Path:
 
 def scenario_env(run_dir: Path) -> dict[str, str]:
     try:
-        manifest = json.loads((Path(run_dir) / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads((Path(run_dir) / "manifest.json").read_text(encoding="utf-8"))
         env = manifest.get("scenario_spec", {}).get("env") or {}
         return {str(k): str(v) for k, v in env.items()}
     except (OSError, ValueError):

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from memharness.core.atomic import read_json, write_json
-from memharness.results.names import STATUS
 from memharness.runner import diskspace
 from memharness.runner.executors.node import local_placement
 from memharness.runner.lock import RunLock, RunLocked
@@ -237,12 +236,12 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
             cell_dir = run_dir / "cells" / current.id
             message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
             try:
-                status = read_json(cell_dir / STATUS, {}) or {}
+                status = read_json(cell_dir / "status.json", {}) or {}
             except ValueError:
                 status = {}
             status.update({"status": "interrupted", "cause": cause, "message": message})
             try:
-                write_json(cell_dir / STATUS, status)
+                write_json(cell_dir / "status.json", status)
             except OSError:
                 pass
         try:

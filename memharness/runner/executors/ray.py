@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import read_json, write_json
-from memharness.results.names import STATUS
 from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.matrix import CellPlan
 from memharness.runner.preflight import Preflight, interpreter_env
@@ -205,7 +204,7 @@ def record_failure(run_dir: Path, plan: CellPlan, scenario, pre: Preflight, caus
               "peak_tree_rss": 0, "size": plan.size, "pipeline": plan.pipeline}
     if node:
         record["node"] = {k: node.get(k) for k in ("hostname", "node_id", "node_ip")}
-    write_json(cell_dir / STATUS, record)
+    write_json(cell_dir / "status.json", record)
     return CellOutcome(status, cause, message, 0.0, 0)
 
 
