@@ -27,8 +27,6 @@ from memharness.report.phases import TREE, TREE_PREPARE, cell_tree_figures
 from memharness.results import Cell, Run
 
 __all__ = ["TREE", "TREE_PREPARE", "Row", "Stat", "cell_figures", "collect", "fold_calls"]
-HOST_METRICS = ("start", "increment", "final", "peak", "peak_over_start", "duration_s", "calls")
-GPU_METRICS = ("gpu_start", "gpu_final", "gpu_peak", "gpu_peak_reserved", "gpu_nvml_peak")
 
 
 @dataclass
