@@ -9,7 +9,7 @@ import typer
 
 
 def merge(
-    runs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Run folders of one scenario.")],
+    runs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR", help="Run folders of one scenario.")],
     output: Annotated[Path, typer.Option("--output", "-o", metavar="DIR",
                                          help="The new run folder (must not exist, or be empty).")],
 ) -> None:
