@@ -6,10 +6,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from runfactory import FakeCall, FakeCell, make_run
 
 import memharness.results.run as results_run
+from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE, KIND_TREE_RSS, read_timeline, timeline_dtype
 from memharness.errors import MemharnessError
 from memharness.report import build
 from memharness.results import BrokenRunError, NotARunError, Run, names
@@ -29,15 +31,28 @@ sys.addaudithook(_count_opens)
 
 
 def _four_cells(tmp_path: Path) -> Path:
+    """2 pipelines x 2 sizes, each cell with phases, nested calls, a timeline and (format version 2) a
+    memory timeline of the tree's private and file-backed RSS."""
     call = FakeCall("pkg.work", 100, 180, 300, 0.6, 1.2, children=[FakeCall("pkg.inner", 120, 150, 260, 0.7, 1.0)])
-    return make_run(tmp_path, [FakeCell(p, size, calls=[call], prepare_peak_mib=200)
-                               for p in ("a", "b") for size in (100, 200)], scenario="four", run_id="r1")
+    run_dir = make_run(tmp_path, [FakeCell(p, size, calls=[call], prepare_peak_mib=200)
+                                  for p in ("a", "b") for size in (100, 200)], scenario="four", run_id="r1")
+    for cell_dir in (run_dir / names.CELLS).iterdir():
+        tree = read_timeline(cell_dir)
+        tree = tree[tree["kind"] == KIND_TREE_RSS]
+        mem = np.zeros(2 * len(tree), dtype=timeline_dtype())
+        mem["t_ns"] = np.repeat(tree["t_ns"], 2)
+        mem["kind"] = np.tile([KIND_TREE_ANON, KIND_TREE_FILE], len(tree))
+        mem["dev"] = -1
+        mem["value"] = np.repeat(tree["value"], 2) // 2
+        mem.tofile(cell_dir / names.MEMORY_TIMELINE)
+    return run_dir
 
 
 def test_a_report_of_a_4_cell_run_reads_each_cells_calls_and_timeline_once(tmp_path, monkeypatch):
     """The whole report (tables, timelines, side-by-side charts, answer, summary) parses each cell's call
-    files once and opens its timeline once; every other file of a cell is opened once too. The call file is
-    opened a second time only by `read_processes`, which reads its first line (the process header)."""
+    files once and opens its timeline once; every other file of a cell (memory timeline, status.json, ...) is
+    opened once too. The call file is opened a second time only by `read_processes`, which reads its first
+    line (the process header)."""
     global _OPENS
     run_dir = _four_cells(tmp_path)
     parses: Counter = Counter()
@@ -65,7 +80,7 @@ def test_a_report_of_a_4_cell_run_reads_each_cells_calls_and_timeline_once(tmp_p
         assert counts[names.TIMELINE] == 1, counts
         assert counts[call_file] == 2, counts  # read_calls' parse + read_processes' header line
         assert all(n == 1 for k, n in counts.items() if k != call_file), counts
-        assert {names.STATUS, names.TIMELINE_HEADER, names.FINGERPRINT} <= set(counts)
+        assert {names.MEMORY_TIMELINE, names.STATUS, names.TIMELINE_HEADER, names.FINGERPRINT} <= set(counts)
 
 
 def test_cells_read_their_files_lazily_and_keep_them(tmp_path):
