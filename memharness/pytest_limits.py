@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from memharness.results.names import MANIFEST
+
 MiB = float(1 << 20)
 MARKER_KEYS = ("targets", "peak", "increment", "tree_peak", "gpu_peak", "follow_children", "sample_interval")
 PROPERTY = "memharness"
@@ -137,7 +139,7 @@ def check_options(config: pytest.Config) -> None:
 def _save(prof, dest: Path, fingerprint: bool = True) -> Path:
     """Save a test's run folder, replacing the one an earlier session saved there."""
     if dest.exists():
-        if not (dest / "manifest.json").exists():
+        if not (dest / MANIFEST).exists():
             raise FileExistsError(f"{dest} exists and is not a memharness run folder; not replacing it")
         shutil.rmtree(dest)
     return prof.save(dest, fingerprint=fingerprint)
@@ -215,7 +217,7 @@ def measure(item: pytest.Item, marker: pytest.Mark):
     baseline = config.getoption("--memharness-baseline")
     if baseline is not None:
         base = Path(baseline) / folder_name(test)
-        if not (base / "manifest.json").exists():
+        if not (base / MANIFEST).exists():
             warnings.append(f"{test}: no baseline run folder {base}; not compared")
         else:
             tmp = None

@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from memharness.core.atomic import write_json  # noqa: E402
 from memharness.core.records import KIND_PROC_RSS, KIND_TREE_RSS, timeline_dtype  # noqa: E402
 from memharness.report import build  # noqa: E402
+from memharness.results import RUN_FORMAT, names  # noqa: E402
 
 MiB = 1 << 20
 TARGET_S = 10.0
@@ -101,8 +102,8 @@ def make_bench_run(root: Path, samples: int, cells: int, n_calls: int, seed: int
     manifest_cells = []
     for ci, (p, size) in enumerate((p, s) for p in pipelines for s in sizes):
         cid = f"{p}__{size}__r0"
-        cdir = run_dir / "cells" / cid
-        (cdir / "calls").mkdir(parents=True, exist_ok=True)
+        cdir = run_dir / names.CELLS / cid
+        (cdir / names.CALLS).mkdir(parents=True, exist_ok=True)
         pid, worker = 4000 + 10 * ci, 4001 + 10 * ci
         t0 = 10**12 + ci * 10**13
         t = t0 + (np.arange(per_cell) * INTERVAL_S * 1e9).astype(np.int64)
@@ -123,25 +124,25 @@ def make_bench_run(root: Path, samples: int, cells: int, n_calls: int, seed: int
         ti = first + per_tick - 1
         rows["t_ns"][ti], rows["pid"][ti], rows["kind"][ti], rows["dev"][ti] = t, 0, KIND_TREE_RSS, -1
         rows["value"][ti] = main + w
-        rows.tofile(cdir / "timeline.bin")
+        rows.tofile(cdir / names.TIMELINE)
         dur = per_cell * INTERVAL_S
-        write_json(cdir / "timeline.json", {"format": "memharness-timeline", "version": 1, "row_bytes": 24,
+        write_json(cdir / names.TIMELINE_HEADER, {"format": "memharness-timeline", "version": 1, "row_bytes": 24,
                                             "interval_s": INTERVAL_S, "root_pid": pid, "started_ns": t0,
                                             "stopped_ns": int(t[-1]), "ticks": per_cell, "late_ticks": 0,
                                             "clock": "CLOCK_MONOTONIC"})
         events = [{"ev": "P", "v": 1, "pid": pid, "ppid": 1, "argv": ["cell"], "t": t0, "start_method": "main"}]
         events += _calls(pid, t0, dur, n_calls, rng)
-        (cdir / "calls" / f"{pid}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-        (cdir / "calls" / f"{worker}.jsonl").write_text(json.dumps(
+        (cdir / names.CALLS / f"{pid}.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+        (cdir / names.CALLS / f"{worker}.jsonl").write_text(json.dumps(
             {"ev": "P", "v": 1, "pid": worker, "ppid": pid, "argv": ["worker"], "t": int(t[mid.start]),
              "start_method": "spawn"}) + "\n")
-        write_json(cdir / "status.json", {"status": "done", "cause": None, "message": "", "exit_code": 0,
+        write_json(cdir / names.STATUS, {"status": "done", "cause": None, "message": "", "exit_code": 0,
                                           "t_start_ns": t0, "t_end_ns": int(t[-1]), "wall_seconds": dur})
-        write_json(cdir / "fingerprint.json", {"python": "3.11.7", "torch": "2.13.0"})
+        write_json(cdir / names.FINGERPRINT, {"python": "3.11.7", "torch": "2.13.0"})
         manifest_cells.append({"id": cid, "pipeline": p, "kind": p, "size": size, "repeat": 0,
-                               "dir": f"cells/{cid}", "status": "done", "cause": None})
-    write_json(run_dir / "manifest.json", {
-        "format": "memharness-run", "version": 1, "scenario": "bench", "run_id": "run1", "created_wall_ns": 0,
+                               "dir": names.cell_dir_name(cid), "status": "done", "cause": None})
+    write_json(run_dir / names.MANIFEST, {
+        "format": RUN_FORMAT, "version": 1, "scenario": "bench", "run_id": "run1", "created_wall_ns": 0,
         "clock": {"monotonic_ns": 10**12, "wall_ns": 1_700_000_000 * 10**9},
         "scenario_spec": {"name": "bench", "pipelines": [{"name": p, "kind": p} for p in pipelines]},
         "cells": manifest_cells})
@@ -161,12 +162,12 @@ def main() -> int:
         t = time.perf_counter()
         run_dir = make_bench_run(root, args.samples, args.cells, args.calls)
         made = time.perf_counter() - t
-        n_tree = sum(int((np.fromfile(c / "timeline.bin", dtype=timeline_dtype())["kind"] == KIND_TREE_RSS).sum())
-                     for c in sorted((run_dir / "cells").iterdir()))
+        n_tree = sum(int((np.fromfile(c / names.TIMELINE, dtype=timeline_dtype())["kind"] == KIND_TREE_RSS).sum())
+                     for c in sorted((run_dir / names.CELLS).iterdir()))
         n_calls = sum(sum(1 for line in open(f) if '"ev": "B"' in line)
-                      for f in (run_dir / "cells").glob("*/calls/*.jsonl"))
+                      for f in (run_dir / names.CELLS).glob(f"*/{names.CALLS}/*.jsonl"))
         print(f"run: {run_dir} ({n_tree:,} tree samples, {n_calls:,} calls, "
-              f"{len(list((run_dir / 'cells').iterdir()))} cells; written in {made:.1f} s)")
+              f"{len(list((run_dir / names.CELLS).iterdir()))} cells; written in {made:.1f} s)")
         runs: list[dict[str, float]] = []
         for _ in range(args.repeats):
             timings: dict[str, float] = {}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from enum import Enum
-from pathlib import Path
 
-BASELINE_STORE = Path(".memharness") / "baselines.json"  # `baseline` and `compare --baseline`; relative to cwd
+from memharness.results.names import BASELINE_STORE
+
+__all__ = ["BASELINE_STORE", "Format"]
 
 
 class Format(str, Enum):

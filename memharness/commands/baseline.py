@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from memharness.commands._common import BASELINE_STORE
+from memharness.results.names import MANIFEST
 
 ERROR_PREFIX = "memharness baseline"
 STORE_HELP = "baseline store file"
@@ -46,5 +47,5 @@ def baseline_show(
         typer.echo(f"no baselines recorded in {store}")
         return
     for b in baselines:
-        exists = "" if (b.run_dir / "manifest.json").exists() else "  (missing!)"
+        exists = "" if (b.run_dir / MANIFEST).exists() else "  (missing!)"
         typer.echo(f"{b.name}: {b.spec}  run {b.run_id}{exists}")

@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from memharness.errors import MemharnessError
+from memharness.results.names import MANIFEST
 
 
 def find_runs(root: Path) -> list[Path]:
     """Run folders (holding manifest.json) at most three levels under root, root itself included."""
     found = []
     for depth in range(0, 4):
-        pattern = "/".join(["*"] * depth + ["manifest.json"])
+        pattern = "/".join(["*"] * depth + [MANIFEST])
         found.extend(p.parent for p in root.glob(pattern))
     return sorted(set(found))
 
@@ -27,7 +28,7 @@ def ls(root: Annotated[Path, typer.Argument(help="Results folder.")] = Path("res
     from rich.console import Console
     from rich.table import Table
 
-    from memharness.results.manifest import BrokenRunError, read_manifest
+    from memharness.results import BrokenRunError, read_manifest
 
     if not root.exists():
         raise MemharnessError(f"{root} does not exist")

@@ -26,7 +26,7 @@ def report(
     charts, and one self-contained index.html from what is on disk in RUN_DIR."""
     from memharness.report import build
     from memharness.report.builder import ReportWriteError
-    from memharness.results.manifest import BrokenRunError
+    from memharness.results import BrokenRunError
 
     _budgets(budget, gpu_budget)  # a bad budget fails before rendering
 

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from memharness.errors import MemharnessError
+from memharness.results.names import MANIFEST
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -65,8 +66,8 @@ def run(
         size_list = [parse_size(s) for s in _split(sizes)] if sizes else None
     except ValueError as exc:
         raise MemharnessError(f"--sizes: {exc}") from None
-    if resume is not None and not (resume / "manifest.json").exists():
-        raise MemharnessError(f"--resume {resume}: not a memharness run folder (no manifest.json)")
+    if resume is not None and not (resume / MANIFEST).exists():
+        raise MemharnessError(f"--resume {resume}: not a memharness run folder (no {MANIFEST})")
     if executor is not None and executor not in ("local", "ray"):
         raise MemharnessError(f"--executor {executor}: expected local or ray")
     if ray_address is not None and executor is None:

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from memharness.compare.baselines import DEFAULT_STORE, get_baseline
+from memharness.compare.baselines import BASELINE_STORE, get_baseline
 from memharness.compare.engine import DEFAULT_METRIC, METRICS, Result
 from memharness.compare.engine import compare as compare_sides
 from memharness.compare.rule import Rule
 from memharness.compare.sides import CompareError, load_side, split_spec
-from memharness.report.aggregate import load_manifest
-from memharness.results.manifest import BrokenRunError
+from memharness.results import BrokenRunError, read_manifest
 
 __all__ = ["DEFAULT_METRIC", "METRICS", "CompareError", "Result", "Rule", "baseline_spec_for", "compare"]
 
@@ -24,7 +23,7 @@ def compare(base_spec: str, current_spec: str, metric: str = DEFAULT_METRIC, rul
     return compare_sides(load_side(base_spec), load_side(current_spec), metric, rule)
 
 
-def baseline_spec_for(current_spec: str, store: Path = DEFAULT_STORE, name: str | None = None) -> str:
+def baseline_spec_for(current_spec: str, store: Path = BASELINE_STORE, name: str | None = None) -> str:
     """The BASE spec recorded for CURRENT's scenario (or for `name`).
 
     When CURRENT names a variant and the baseline does not, the same variant of the baseline run is used.
@@ -32,7 +31,7 @@ def baseline_spec_for(current_spec: str, store: Path = DEFAULT_STORE, name: str 
     run, variant = split_spec(current_spec)
     if name is None:
         try:
-            name = str(load_manifest(run).get("scenario", ""))
+            name = str(read_manifest(run).get("scenario", ""))
         except BrokenRunError as exc:
             raise CompareError(str(exc)) from None
     base = get_baseline(name, store)

@@ -15,8 +15,8 @@ from typing import Any
 
 from memharness.compare.sides import CompareError, open_run
 from memharness.core.atomic import read_json, write_json
+from memharness.results.names import BASELINE_STORE
 
-DEFAULT_STORE = Path(".memharness") / "baselines.json"
 STORE_FORMAT = "memharness-baselines"
 
 
@@ -68,20 +68,20 @@ def _entry(name: str, raw: dict[str, Any], store: Path) -> Baseline:
                     int(raw.get("set_wall_ns", 0)))
 
 
-def set_baseline(spec: str, store: Path = DEFAULT_STORE, name: str | None = None) -> Baseline:
+def set_baseline(spec: str, store: Path = BASELINE_STORE, name: str | None = None) -> Baseline:
     """Record `spec` (RUN_DIR or RUN_DIR:variant) as the baseline of its scenario, or of `name`."""
-    run, variant, manifest = open_run(spec)
-    scenario = str(manifest.get("scenario", ""))
+    run, variant = open_run(spec)
+    scenario = run.scenario
     name = name or scenario
     if not name:
-        raise CompareError(f"{run}: the manifest names no scenario; give --name")
+        raise CompareError(f"{run.dir}: the manifest names no scenario; give --name")
     store = Path(store)
     data = _load(store)
-    rel = os.path.relpath(run.absolute(), _root(store))
+    rel = os.path.relpath(run.dir.absolute(), _root(store))
     data["baselines"][name] = {
         "run": rel,
         "variant": variant,
-        "run_id": manifest.get("run_id", run.name),
+        "run_id": run.manifest.get("run_id", run.dir.name),
         "scenario": scenario,
         "set_wall_ns": time.time_ns(),
     }
@@ -89,13 +89,13 @@ def set_baseline(spec: str, store: Path = DEFAULT_STORE, name: str | None = None
     return _entry(name, data["baselines"][name], store)
 
 
-def list_baselines(store: Path = DEFAULT_STORE) -> list[Baseline]:
+def list_baselines(store: Path = BASELINE_STORE) -> list[Baseline]:
     store = Path(store)
     entries = sorted(_load(store)["baselines"].items())
     return [_entry(n, raw, store) for n, raw in entries if isinstance(raw, dict)]
 
 
-def get_baseline(name: str, store: Path = DEFAULT_STORE) -> Baseline:
+def get_baseline(name: str, store: Path = BASELINE_STORE) -> Baseline:
     store = Path(store)
     found = {b.name: b for b in list_baselines(store)}
     if name not in found:

@@ -143,7 +143,7 @@ def judged_metric(metric: str, target: str) -> str:
 
 
 def _levels(side: Side, cells: list[dict[str, Any]]) -> list[CellLevels]:
-    return [cell_levels(side.run_dir / c.get("dir", f"cells/{c.get('id')}")) for c in cells]
+    return [cell_levels(side.cell(c)) for c in cells]
 
 
 def _gpu_own(levels: list[CellLevels], target: str) -> list[float]:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memharness.core.atomic import read_json
-from memharness.core.records import CallRecord, read_calls
+from memharness.core.records import CallRecord
+from memharness.results import Cell
 
 CALL = "call:"
 IMPORTS = "imports"  # the checkpoint after the last measured import
@@ -63,9 +63,11 @@ def _main_pid(calls: list[CallRecord]) -> int | None:
     return tops[0] if tops else (calls[0].pid if calls else None)
 
 
-def cell_levels(cell_dir: Path) -> CellLevels:
+def cell_levels(cell: Cell | Path) -> CellLevels:
+    """The levels of one cell (a `memharness.results.Cell`, or a cell folder)."""
+    cell = cell if isinstance(cell, Cell) else Cell.at(cell)
     out = CellLevels()
-    imports = read_json(Path(cell_dir) / "imports.json", {}) or {}
+    imports = cell.imports
     if isinstance(imports, dict) and imports.get("rss_start") is not None:
         out.checkpoints.append(Checkpoint(START, float(imports["rss_start"])))
         for step in imports.get("steps") or []:
@@ -75,7 +77,7 @@ def cell_levels(cell_dir: Path) -> CellLevels:
             out.imports[str(step["module"])] = ImportStep(str(step["module"]), float(step["delta"]), package)
         if imports.get("rss_end") is not None:
             out.checkpoints.append(Checkpoint(IMPORTS, float(imports["rss_end"])))
-    calls = read_calls(cell_dir)
+    calls = cell.calls
     main = _main_pid(calls)
     seen: set[str] = set()
     for c in calls:

@@ -108,9 +108,11 @@ class ProcessPeak:
         return sampled
 
 
-def process_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None) -> dict[int, ProcessPeak]:
+def process_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None, processes: Any = None,
+                  sampled: Any = None) -> dict[int, ProcessPeak]:
     """Every process of a cell, from the call files' headers and records and the sampler's side file
-    (`rows`: the memory timeline, `read_memory_timeline`)."""
+    (`rows`: the memory timeline, `read_memory_timeline`; `processes`: `read_processes`; `sampled`:
+    processes.json; each read here when not given)."""
     cell_dir = Path(cell_dir)
     rows = read_memory_timeline(cell_dir) if rows is None else rows
     out: dict[int, ProcessPeak] = {}
@@ -118,10 +120,10 @@ def process_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None) -> 
     for c in calls:
         if c.peak_rss is not None:
             call_peak[c.pid] = max(call_peak.get(c.pid, 0), c.peak_rss)
-    for p in read_processes(cell_dir):
+    for p in read_processes(cell_dir) if processes is None else processes:
         out[p.pid] = ProcessPeak(p.pid, p.ppid, p.t_ns, p.exit.t_ns if p.exit else None, True,
                                  p.exit.peak_rss if p.exit else None, None, call_peak.get(p.pid))
-    sampled = (read_json(cell_dir / PROCESSES_FILE, {}) or {}).get("processes", [])
+    sampled = ((read_json(cell_dir / PROCESSES_FILE, {}) or {}) if sampled is None else sampled).get("processes", [])
     hwm_rows = rows[rows["kind"] == KIND_PROC_HWM] if len(rows) else rows
     for s in sampled:
         pid = int(s["pid"])
@@ -149,12 +151,15 @@ def _ancestors(pid: int, procs: dict[int, ProcessPeak]) -> set[int]:
     return seen
 
 
-def attach_peaks(cell_dir: Path, calls: list[CallRecord]) -> list[CallRecord]:
+def attach_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None, main_rows: Any = None,
+                 processes: Any = None, sampled: Any = None) -> list[CallRecord]:
     """Fill in each call's `descendants_peak` (+ `descendants_peak_pid`), `tree_peak`, and fold the
-    sampled private / file-backed readings of its process into `anon_peak` / `file_peak`."""
-    rows = read_memory_timeline(cell_dir)
-    main_rows = read_timeline(cell_dir)
-    procs = process_peaks(cell_dir, calls, rows)
+    sampled private / file-backed readings of its process into `anon_peak` / `file_peak`. What the caller
+    has read already (`rows`: memory timeline, `main_rows`: timeline, `processes`, `sampled`: see
+    `process_peaks`) is not read again."""
+    rows = read_memory_timeline(cell_dir) if rows is None else rows
+    main_rows = read_timeline(cell_dir) if main_rows is None else main_rows
+    procs = process_peaks(cell_dir, calls, rows, processes, sampled)
     ancestors = {pid: _ancestors(pid, procs) for pid in procs}
     tree = RangeMax(*_series(main_rows, KIND_TREE_RSS)) if len(main_rows) else None
     per_pid: dict[tuple[int, int], RangeMax] = {}

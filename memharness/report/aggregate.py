@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core import peaks
-from memharness.core.records import CallRecord, read_calls
+from memharness.core.records import CallRecord
 from memharness.report.phases import TREE, TREE_PREPARE, cell_tree_figures
-from memharness.results.manifest import read_manifest
+from memharness.results import Cell, Run
 
-__all__ = ["TREE", "TREE_PREPARE", "Row", "Stat", "cell_figures", "collect", "fold_calls", "load_manifest"]
+__all__ = ["TREE", "TREE_PREPARE", "Row", "Stat", "cell_figures", "collect", "fold_calls"]
 
 
 @dataclass
@@ -111,40 +111,35 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
     return out
 
 
-def cell_figures(cell_dir: Path) -> dict[str, dict[str, float]]:
-    """target -> folded figures for one cell, plus the TREE pseudo-target."""
+def cell_figures(cell: Cell | Path) -> dict[str, dict[str, float]]:
+    """target -> folded figures for one cell (a `memharness.results.Cell`, or a cell folder), plus the TREE
+    pseudo-target."""
+    cell = cell if isinstance(cell, Cell) else Cell.at(cell)
     by_target: dict[str, list[CallRecord]] = {}
-    records = peaks.attach_peaks(cell_dir, read_calls(cell_dir))
-    for rec in records:
+    for rec in cell.peak_calls:
         if rec.target.startswith("phase:"):
             continue
         by_target.setdefault(rec.target, []).append(rec)
     out = {t: f for t, calls in by_target.items() if (f := fold_calls(calls))}
-    out.update(cell_tree_figures(cell_dir, records))
+    out.update(cell_tree_figures(cell))
     return out
 
 
-def load_manifest(run_dir: Path) -> dict[str, Any]:
-    """The checked manifest; raises `memharness.results.BrokenRunError` (or `NotARunError`) naming the file."""
-    return read_manifest(run_dir)
-
-
-def collect(run_dir: Path, statuses: tuple[str, ...] = ("done",), prepare: bool = False) -> list[Row]:
-    """Aggregated rows of a run, ordered by pipeline (scenario order), size, target. `prepare`: include the
-    prepare-phase tree rows (`TREE_PREPARE`), which the report shows and `compare` leaves out."""
-    run_dir = Path(run_dir)
-    manifest = load_manifest(run_dir)
-    pipeline_order = {p["name"]: i for i, p in enumerate(manifest.get("scenario_spec", {}).get("pipelines", []))}
+def collect(run: Run | Path, statuses: tuple[str, ...] = ("done",), prepare: bool = False) -> list[Row]:
+    """Aggregated rows of a run (a `memharness.results.Run`, or a run folder, opened here), ordered by
+    pipeline (scenario order), size, target. `prepare`: include the prepare-phase tree rows
+    (`TREE_PREPARE`), which the report shows and `compare` leaves out."""
+    run = run if isinstance(run, Run) else Run.open(run)
+    pipeline_order = {p["name"]: i for i, p in enumerate(run.scenario_spec.get("pipelines", []))}
     rows: dict[tuple[str, int, str], Row] = {}
-    for cell in manifest.get("cells", []):
-        if cell.get("status") not in statuses:
+    for cell in run.cells:
+        if cell.status not in statuses:
             continue
-        figures = cell_figures(run_dir / cell["dir"])
-        for target, fig in figures.items():
+        for target, fig in cell_figures(cell).items():
             if target == TREE_PREPARE and not prepare:
                 continue
-            key = (cell["pipeline"], int(cell["size"]), target)
-            row = rows.setdefault(key, Row(cell["pipeline"], cell.get("kind", ""), int(cell["size"]), target))
+            key = (cell.pipeline, cell.size, target)
+            row = rows.setdefault(key, Row(cell.pipeline, cell.kind, cell.size, target))
             for metric, value in fig.items():
                 row.metrics.setdefault(metric, Stat([])).values.append(float(value))
     return sorted(

@@ -8,19 +8,22 @@ import json
 import os
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memharness.core.atomic import write_text
 from memharness.errors import MemharnessError
 from memharness.report import fmt
-from memharness.report.aggregate import collect
+from memharness.report.aggregate import Row, collect
 from memharness.report.answer import answer
 from memharness.report.calltree import pipeline_tree
+from memharness.report.html import Chart
 from memharness.report.lead import lead_markdown
 from memharness.report.phases import CAPTIONS, CELL, RUN, run_window
 from memharness.report.predict import predictions
 from memharness.report.runinfo import Cell, CellSeries, RunInfo, Series, load_run
+from memharness.results import names
 
 
 @contextmanager
@@ -113,7 +116,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
     Raises `memharness.results.BrokenRunError` (or its `NotARunError`) for a folder that is not a readable
     run, and `ReportWriteError` when the report folder cannot be written.
     """
-    out = Path(out_dir) if out_dir is not None else Path(run_dir) / "report"
+    out = Path(out_dir) if out_dir is not None else Path(run_dir) / names.REPORT
     try:
         return _build(Path(run_dir), out, timings)
     except OSError as exc:
@@ -122,13 +125,21 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
         raise
 
 
+@dataclass
+class _Timelines:
+    """What the timeline step leaves for the later steps: each cell's chart lines, the charts, and per cell
+    the figures summary.json keeps."""
+
+    series: dict[str, CellSeries] = field(default_factory=dict)
+    charts: list[Chart] = field(default_factory=list)
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
-    from memharness.report.compare_chart import pipeline_colors, render_compare
-    from memharness.report.html import Chart, Page, missing_targets, render, unreadable_call_lines
+    from memharness.report.html import Page, render
     from memharness.report.lineprof_render import copy_line_tables
-    from memharness.report.scaling import render_scaling, scaling_data
     from memharness.report.tables import build_tables, write_tables
-    from memharness.report.timeline_chart import render_timeline, target_colors
+    from memharness.report.timeline_chart import target_colors
 
     timings = timings if timings is not None else {}
     with _phase(timings, "load"):
@@ -137,104 +148,136 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
         _clear(out)
         order = run.target_order()
     with _phase(timings, "aggregate"):
-        rows = collect(run.dir, prepare=True)
+        rows = collect(run, prepare=True)
         summary_rows = [r.to_dict() for r in rows]
-    title = f"memharness tables: {run.scenario} / {run.run_id}"
     with _phase(timings, "tables"):
         tables = build_tables(rows, order)
-
-    colors = target_colors(order)
-    pcolors = pipeline_colors(run.pipelines)
-    series: dict[str, CellSeries] = {}
-    timelines: list[Chart] = []
-    timeline_info: dict[str, dict[str, Any]] = {}
     with _phase(timings, "timelines"):
-        for cell in run.cells:
-            s = cell.series()
-            series[cell.id] = s
-            if s.tree is None and not cell.calls:
-                continue
-            info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors, _run_seconds(cell))
-            timeline_info[cell.id] = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
-                                      "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
-            cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
-            if info.peak_mib is not None:
-                cap += f" Peak {info.peak_mib:.1f} MiB at {info.peak_s:.1f} s"
-                cap += f", inside {info.peak_call}." if info.peak_call else ", outside any wrapped call."
-            timelines.append(Chart(f"{cell.id} ({cell.status})", info.path, cap, f"timeline-{cell.id}"))
-
-    compares: list[Chart] = []
+        timelines = _render_timelines(run, out, target_colors(order))
     with _phase(timings, "compare"):
-        for size in run.sizes:
-            panels = []
-            for p in run.pipelines:
-                cs = [(c, run_part(c, series[c.id])) for c in run.cells if c.pipeline == p and c.size == size
-                      and series[c.id].tree is not None]
-                if cs:
-                    panels.append((p, cs))
-            if len(panels) < 2:
-                continue
-            path = out / f"compare-{fmt.size_label(size)}.png"
-            peaks = render_compare(size, panels, path, pcolors, xlabel=_compare_xlabel(run))
-            cap = "; ".join(f"{p}: peak {v:.1f} MiB" for p, v in peaks.items())
-            compares.append(Chart(f"{fmt.size_label(size)} documents: pipelines side by side", path, cap))
-
-    scaling_chart = None
+        compares = _render_compares(run, timelines.series, out)
     with _phase(timings, "scaling"):
-        scaling = scaling_data(rows, run.pipelines)
-        preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
-        if any(len(set(d["sizes"])) >= 2 for d in scaling.values()):
-            path = out / "scaling.png"
-            render_scaling(scaling, path, pcolors, preds)
-            cap = "; ".join(f"{p}: peak {fmt.signed(d['peak_slope_mib_per_100k'])}, final "
-                            f"{fmt.signed(d['final_slope_mib_per_100k'])} MiB per 100k documents"
-                            for p, d in scaling.items() if d["peak_slope_mib_per_100k"] is not None)
-            scaling_chart = Chart("Memory against collection size", path, cap)
-
+        scaling, preds, scaling_chart = _render_scaling(run, rows, summary_rows, out)
     with _phase(timings, "answer"):
-        ans = answer(run, rows, timeline_info)
-        trees = {p: pipeline_tree([c for c in run.cells if c.pipeline == p]) for p in run.pipelines}
-        trees = {p: t for p, t in trees.items() if t}
+        ans = answer(run, rows, timelines.info)
+        trees = _call_trees(run)
         lead = lead_markdown(ans, trees, run, preds)
-        write_tables(tables, out, title, lead)
-
+        write_tables(tables, out, f"memharness tables: {run.scenario} / {run.run_id}", lead)
     with _phase(timings, "lineprof"):
         line_tables = copy_line_tables(run, out)
-
     with _phase(timings, "html"):
         from memharness.report.explain_render import explained
 
         explain_entries = explained(run.dir, out)
-        page = Page(run, tables, scaling_chart, compares, timelines, line_tables,
+        page = Page(run, tables, scaling_chart, compares, timelines.charts, line_tables,
                     extra={"answer": ans, "trees": trees, "predictions": preds, "explain": explain_entries})
         index = out / "index.html"
         write_text(index, render(page))
-
     with _phase(timings, "summary"):
-        failed = [{"id": c.id, "pipeline": c.pipeline, "size": c.size, "repeat": c.repeat,
-                   "status": c.status_json.get("status") or c.status, "cause": c.status_json.get("cause") or c.cause,
-                   "message": c.status_json.get("message"), "exit_code": c.status_json.get("exit_code")}
-                  for c in run.cells if c.status != "done"]
-        summary = {
-            "format": "memharness-report", "version": 1, "scenario": run.scenario, "run_id": run.run_id,
-            "units": "rows, answer, call_trees: bytes and seconds; scaling, predictions: MiB (scaling slopes per 100k "
-                     "documents)",
-            "window": _window_note(run),
-            "answer": ans,
-            "rows": summary_rows,
-            "tables": [{"target": t.target, "files": [f"tables/{t.file_stem}.{x}" for x in ("md", "csv", "json")]}
-                       for t in tables],
-            "failed_cells": failed,
-            "missing_targets": missing_targets(run.cells),
-            "unreadable_call_lines": unreadable_call_lines(run.cells),
-            "scaling": scaling,
-            "predictions": preds,
-            "call_trees": {p: [n.to_dict() for n in t] for p, t in trees.items()},
-            "timelines": timeline_info,
-            "compare": [c.path.name for c in compares],
-            "line_profiles": [str(lt.copy.relative_to(out)) for lt in line_tables],
-            "explain": explain_entries,
-        }
+        summary = _summary(run, out, ans, summary_rows, tables, scaling, preds, trees, timelines, compares,
+                           line_tables, explain_entries)
         write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     return index
+
+
+def _render_timelines(run: RunInfo, out: Path, colors: dict[str, str]) -> _Timelines:
+    """One timeline chart per cell that recorded anything."""
+    from memharness.report.timeline_chart import render_timeline
+
+    done = _Timelines()
+    for cell in run.cells:
+        s = cell.series()
+        done.series[cell.id] = s
+        if s.tree is None and not cell.calls:
+            continue
+        info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors, _run_seconds(cell))
+        done.info[cell.id] = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
+                              "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
+        cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
+        if info.peak_mib is not None:
+            cap += f" Peak {info.peak_mib:.1f} MiB at {info.peak_s:.1f} s"
+            cap += f", inside {info.peak_call}." if info.peak_call else ", outside any wrapped call."
+        done.charts.append(Chart(f"{cell.id} ({cell.status})", info.path, cap, f"timeline-{cell.id}"))
+    return done
+
+
+def _render_compares(run: RunInfo, series: dict[str, CellSeries], out: Path) -> list[Chart]:
+    """Per size with two or more pipelines: their `run` phases side by side."""
+    from memharness.report.compare_chart import pipeline_colors, render_compare
+
+    pcolors = pipeline_colors(run.pipelines)
+    charts: list[Chart] = []
+    for size in run.sizes:
+        panels = []
+        for p in run.pipelines:
+            cs = [(c, run_part(c, series[c.id])) for c in run.cells if c.pipeline == p and c.size == size
+                  and series[c.id].tree is not None]
+            if cs:
+                panels.append((p, cs))
+        if len(panels) < 2:
+            continue
+        path = out / f"compare-{fmt.size_label(size)}.png"
+        peaks = render_compare(size, panels, path, pcolors, xlabel=_compare_xlabel(run))
+        cap = "; ".join(f"{p}: peak {v:.1f} MiB" for p, v in peaks.items())
+        charts.append(Chart(f"{fmt.size_label(size)} documents: pipelines side by side", path, cap))
+    return charts
+
+
+def _render_scaling(run: RunInfo, rows: list[Row], summary_rows: list[dict[str, Any]], out: Path
+                    ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Chart | None]:
+    """(scaling figures, predictions, the scaling chart when some pipeline ran two sizes or more)."""
+    from memharness.report.compare_chart import pipeline_colors
+    from memharness.report.scaling import render_scaling, scaling_data
+
+    scaling = scaling_data(rows, run.pipelines)
+    preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
+    if not any(len(set(d["sizes"])) >= 2 for d in scaling.values()):
+        return scaling, preds, None
+    path = out / "scaling.png"
+    render_scaling(scaling, path, pipeline_colors(run.pipelines), preds)
+    cap = "; ".join(f"{p}: peak {fmt.signed(d['peak_slope_mib_per_100k'])}, final "
+                    f"{fmt.signed(d['final_slope_mib_per_100k'])} MiB per 100k documents"
+                    for p, d in scaling.items() if d["peak_slope_mib_per_100k"] is not None)
+    return scaling, preds, Chart("Memory against collection size", path, cap)
+
+
+def _call_trees(run: RunInfo) -> dict[str, list[Any]]:
+    """Per pipeline with calls, its call tree."""
+    trees = {p: pipeline_tree([c for c in run.cells if c.pipeline == p]) for p in run.pipelines}
+    return {p: t for p, t in trees.items() if t}
+
+
+def _failed_cells(run: RunInfo) -> list[dict[str, Any]]:
+    return [{"id": c.id, "pipeline": c.pipeline, "size": c.size, "repeat": c.repeat,
+             "status": c.status_json.get("status") or c.status, "cause": c.status_json.get("cause") or c.cause,
+             "message": c.status_json.get("message"), "exit_code": c.status_json.get("exit_code")}
+            for c in run.cells if c.status != "done"]
+
+
+def _summary(run: RunInfo, out: Path, ans: dict[str, Any], summary_rows: list[dict[str, Any]], tables: list[Any],
+             scaling: dict[str, Any], preds: dict[str, Any], trees: dict[str, list[Any]], timelines: _Timelines,
+             compares: list[Chart], line_tables: list[Any], explain_entries: Any) -> dict[str, Any]:
+    """summary.json: every figure of the report, for tools."""
+    from memharness.report.html import missing_targets, unreadable_call_lines
+
+    return {
+        "format": "memharness-report", "version": 1, "scenario": run.scenario, "run_id": run.run_id,
+        "units": "rows, answer, call_trees: bytes and seconds; scaling, predictions: MiB (scaling slopes per 100k "
+                 "documents)",
+        "window": _window_note(run),
+        "answer": ans,
+        "rows": summary_rows,
+        "tables": [{"target": t.target, "files": [f"tables/{t.file_stem}.{x}" for x in ("md", "csv", "json")]}
+                   for t in tables],
+        "failed_cells": _failed_cells(run),
+        "missing_targets": missing_targets(run.cells),
+        "unreadable_call_lines": unreadable_call_lines(run.cells),
+        "scaling": scaling,
+        "predictions": preds,
+        "call_trees": {p: [n.to_dict() for n in t] for p, t in trees.items()},
+        "timelines": timelines.info,
+        "compare": [c.path.name for c in compares],
+        "line_profiles": [str(lt.copy.relative_to(out)) for lt in line_tables],
+        "explain": explain_entries,
+    }

@@ -9,13 +9,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from memharness.results import names
+
 MiB = 1 << 20
 
 
 def explained(run_dir: Path, out_dir: Path) -> list[dict[str, Any]]:
     """One entry per explained cell: target, agreement, top three host/GPU sites, links relative to out_dir."""
     entries = []
-    for path in sorted(Path(run_dir).glob("cells/*/explain/explain.json")):
+    for path in sorted(Path(run_dir).glob(f"{names.CELLS}/*/{names.EXPLAIN}/explain.json")):
         try:
             res = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

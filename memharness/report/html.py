@@ -17,6 +17,7 @@ from memharness.report.aggregate import TREE
 from memharness.report.lineprof_render import LineTable
 from memharness.report.runinfo import Cell, RunInfo
 from memharness.report.tables import Table, tree_note
+from memharness.results import names
 
 CSS = """
 :root { --fg:#1d1f21; --muted:#666; --line:#d9dce0; --head:#f3f5f7; --accent:#b0171f; }
@@ -140,7 +141,7 @@ def _failed(cells: list[Cell]) -> str:
     parts = [f'<p class="bad">{len(bad)} of {len(cells)} cells did not finish.</p>',
              _table(["Cell", "Pipeline", "Size", "Repeat", "Status", "Cause", "Exit code", "Message"], rows)]
     for c in bad:
-        tail = _tail(c.dir / "stderr.log", 30)
+        tail = _tail(c.dir / names.STDERR, 30)
         if tail:
             parts.append(f"<details><summary>{escape(c.id)}: last lines of stderr.log</summary>"
                          f"<pre>{escape(tail)}</pre></details>")

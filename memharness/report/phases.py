@@ -17,17 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from memharness.core import peaks
-from memharness.core.atomic import read_json
-from memharness.core.records import (
-    KIND_GPU_TREE_USED,
-    KIND_GPU_USED,
-    KIND_PROC_RSS,
-    KIND_TREE_RSS,
-    CallRecord,
-    read_calls,
-    read_memory_timeline,
-    read_timeline,
-)
+from memharness.core.records import KIND_GPU_TREE_USED, KIND_GPU_USED, KIND_PROC_RSS, KIND_TREE_RSS, CallRecord
+from memharness.results import Cell
 
 TREE = "(process tree)"
 TREE_PREPARE = "(process tree: prepare)"
@@ -53,10 +44,6 @@ class Window:
     start_rss: int | None = None
     end_rss: int | None = None
     peak_rss: int | None = None
-
-    @property
-    def caption(self) -> str:
-        return CAPTIONS[self.phase]
 
 
 def phase_window(calls: list[CallRecord], name: str) -> Window | None:
@@ -157,25 +144,18 @@ def tree_figures(rows: np.ndarray, window: Window, wall_seconds: float | None = 
     return out
 
 
-def cell_tree_figures(cell_dir: Path, calls: list[CallRecord] | None = None,
-                      rows: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """{TREE: run-window figures, TREE_PREPARE: prepare-window figures (when recorded)} of one cell."""
-    cell_dir = Path(cell_dir)
-    calls = read_calls(cell_dir) if calls is None else calls
-    rows = read_timeline(cell_dir) if rows is None else rows
-    status = read_json(cell_dir / "status.json", {}) or {}
+def cell_tree_figures(cell: Cell) -> dict[str, dict[str, float]]:
+    """{TREE: run-window figures, TREE_PREPARE: prepare-window figures (when recorded)} of one cell, from
+    its calls, timeline, memory timeline and status.json as the cell has read them."""
+    calls, rows, status = cell.calls, cell.timeline, cell.status_json
     out: dict[str, dict[str, float]] = {}
     run = run_window(calls)
     if run.end_ns is None and run.phase == RUN and status.get("t_end_ns"):  # killed inside run
         run = Window(RUN, run.start_ns, int(status["t_end_ns"]), run.start_rss, None, run.peak_rss)
-    mem_rows = None
 
     def split(window: Window) -> dict[str, float]:
         """The tree's private / file-backed peaks within the window (version-2 runs)."""
-        nonlocal mem_rows
-        if mem_rows is None:
-            mem_rows = read_memory_timeline(cell_dir)
-        return peaks.tree_split(mem_rows, window.start_ns, window.end_ns)
+        return peaks.tree_split(cell.memory_timeline, window.start_ns, window.end_ns)
 
     if figs := tree_figures(rows, run, status.get("wall_seconds")):
         out[TREE] = {**figs, **split(run)}
@@ -202,11 +182,11 @@ def exact_peak_call(calls: list[CallRecord], tree_peak: float, share: float = 0.
 def run_tree_peak(cell_dir: Path) -> int | None:
     """The tree peak over the `run` phase (None when the cell recorded no `run` phase or no sample):
     what `status.json`'s `peak_tree_rss` holds."""
+    cell = Cell.at(cell_dir)
     try:
-        calls = read_calls(cell_dir)
-        if phase_window(calls, RUN) is None:
+        if phase_window(cell.calls, RUN) is None:
             return None
-        figs = cell_tree_figures(cell_dir, calls).get(TREE)
+        figs = cell_tree_figures(cell).get(TREE)
     except (OSError, ValueError, KeyError):  # unreadable records: the caller keeps the sampler's figure
         return None
     return None if not figs else int(figs["peak"])

@@ -1,9 +1,8 @@
-"""What the report reads from a run folder besides the aggregated rows: cells, their status, targets,
-fingerprints, and each cell's timeline cut into series for drawing. Only the on-disk format is read."""
+"""What the report reads from a run folder besides the aggregated rows: the run's cells (`memharness.results`
+reads every file, once), what the pipeline chose, and each cell's timeline cut into series for drawing."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -11,21 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from memharness.core.atomic import read_json
-from memharness.core.records import (
-    KIND_GPU_PROC_USED,
-    KIND_GPU_TREE_USED,
-    KIND_GPU_USED,
-    KIND_PROC_RSS,
-    KIND_TREE_RSS,
-    CallRecord,
-    ProcessInfo,
-    read_calls,
-    read_processes,
-    read_timeline,
-    timeline_header,
-)
-from memharness.results.manifest import BrokenRunError, NotARunError, read_manifest
+from memharness.core.records import KIND_GPU_PROC_USED, KIND_GPU_TREE_USED, KIND_GPU_USED, KIND_PROC_RSS, KIND_TREE_RSS
+from memharness.results import BrokenRunError, NotARunError, Run
+from memharness.results import Cell as RunCell
 
 __all__ = ["BrokenRunError", "Cell", "CellSeries", "NotARunError", "RunInfo", "Series", "load_run"]
 
@@ -47,36 +34,20 @@ class CellSeries:
     samples: int = 0
 
 
-@dataclass
-class Cell:
-    id: str
-    pipeline: str
-    kind: str
-    size: int
-    repeat: int
-    dir: Path
-    status: str
-    cause: str | None
-
-    @cached_property
-    def status_json(self) -> dict[str, Any]:
-        return read_json(self.dir / "status.json", {}) or {}
-
-    @cached_property
-    def targets_json(self) -> dict[str, Any]:
-        return read_json(self.dir / "targets.json", {}) or {}
+class Cell(RunCell):
+    """A cell as the report shows it: the results model plus what the pipeline chose and the chart lines."""
 
     @cached_property
     def fingerprint(self) -> dict[str, Any]:
         """fingerprint.json (written before the cell ran) plus, under `chosen`, what the pipeline reported
         it ran: the k-means and the index settings the library chose (cell_info.json)."""
-        fp = read_json(self.dir / "fingerprint.json", {}) or {}
+        fp = self.fingerprint_json
         chosen = self.chosen
         return {**fp, "chosen": chosen} if chosen else fp
 
     @cached_property
     def chosen(self) -> dict[str, Any]:
-        info = read_json(self.dir / "cell_info.json", {}) or {}
+        info = self.cell_info
         kmeans = info.get("kmeans") if isinstance(info.get("kmeans"), dict) else {}
         index = info.get("index") if isinstance(info.get("index"), dict) else {}
         out: dict[str, Any] = {}
@@ -89,40 +60,9 @@ class Cell:
                     and v is not None})
         return out
 
-    @cached_property
-    def calls(self) -> list[CallRecord]:
-        return read_calls(self.dir)
-
-    @cached_property
-    def processes(self) -> list[ProcessInfo]:
-        return read_processes(self.dir)
-
-    @cached_property
-    def timeline_header(self) -> dict[str, Any]:
-        return timeline_header(self.dir)
-
-    @cached_property
-    def t0_ns(self) -> int | None:
-        """The cell's start: status.json's t_start_ns, else the sampler's start, else the first record."""
-        for value in (self.status_json.get("t_start_ns"), self.timeline_header.get("started_ns")):
-            if value:
-                return int(value)
-        firsts = [c.t_start_ns for c in self.calls[:1]]
-        rows = read_timeline(self.dir)
-        if len(rows):
-            firsts.append(int(rows["t_ns"].min()))
-        return min(firsts) if firsts else None
-
-    def end_ns(self) -> int | None:
-        """The cell's end: status.json's t_end_ns, else the last timestamp seen."""
-        if self.status_json.get("t_end_ns"):
-            return int(self.status_json["t_end_ns"])
-        stamps = [c.t_end_ns or c.t_start_ns for c in self.calls]
-        return max(stamps) if stamps else None
-
     def series(self) -> CellSeries:
-        """The timeline cut into the lines a chart draws (read from disk on every call; callers keep it)."""
-        rows = read_timeline(self.dir)
+        """The timeline cut into the lines a chart draws (from the cell's timeline, read once)."""
+        rows = self.timeline
         if len(rows) == 0:
             return CellSeries(tree=None)
         if np.any(np.diff(rows["t_ns"]) < 0):
@@ -171,44 +111,12 @@ class Cell:
             names[int(root)] = f"pid {root} (main)"
         return names
 
-    def lineprof_files(self) -> list[Path]:
-        d = self.dir / "lineprof"
-        return sorted(d.glob("*.txt")) if d.is_dir() else []
 
+class RunInfo(Run):
+    """A run as the report reads it: `Run` whose cells are the report's `Cell`."""
 
-@dataclass
-class RunInfo:
-    dir: Path
-    manifest: dict[str, Any]
+    cell_class = Cell
     cells: list[Cell]
-
-    @property
-    def scenario(self) -> str:
-        return str(self.manifest.get("scenario", ""))
-
-    @property
-    def run_id(self) -> str:
-        return str(self.manifest.get("run_id", self.dir.name))
-
-    @property
-    def pipelines(self) -> list[str]:
-        """Pipeline names in scenario order (then any others in cell order)."""
-        spec = self.manifest.get("scenario_spec") or {}
-        names = [p.get("name") for p in spec.get("pipelines", []) if isinstance(p, dict) and p.get("name")]
-        for c in self.cells:
-            if c.pipeline not in names:
-                names.append(c.pipeline)
-        return names
-
-    @property
-    def sizes(self) -> list[int]:
-        return sorted({c.size for c in self.cells})
-
-    def scenario_text(self) -> str:
-        path = self.dir / "scenario.yaml"
-        if path.exists():
-            return path.read_text(encoding="utf-8", errors="replace")
-        return json.dumps(self.manifest.get("scenario_spec", {}), indent=2, default=str)
 
     def target_order(self) -> list[str]:
         """Targets in the order a reader meets them: per cell by first call (so outer calls come before
@@ -231,14 +139,4 @@ class RunInfo:
 
 def load_run(run_dir: Path) -> RunInfo:
     """The run folder's manifest and cells; raises `BrokenRunError` (or its `NotARunError`) naming the file."""
-    run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    cells = []
-    for c in manifest.get("cells", []):
-        cells.append(Cell(
-            id=str(c["id"]), pipeline=str(c.get("pipeline", "")), kind=str(c.get("kind", "")),
-            size=int(c.get("size", 0)), repeat=int(c.get("repeat", 0)),
-            dir=run_dir / c.get("dir", f"cells/{c['id']}"),
-            status=str(c.get("status", "")), cause=c.get("cause"),
-        ))
-    return RunInfo(run_dir, manifest, cells)
+    return RunInfo.open(run_dir)

@@ -12,7 +12,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE, read_memory_timeline
+from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE
 from memharness.report import fmt, png
 from memharness.report.downsample import envelope
 from memharness.report.lanes import Span, assign_lanes, innermost_at
@@ -171,7 +171,7 @@ SPLIT_LINES = ((KIND_TREE_ANON, "private (RssAnon)", "#2ca02c"), (KIND_TREE_FILE
 
 def _draw_split(ax, cell: Cell, t0: int) -> None:
     """The tree's private and file-backed RSS (format version 2), dashed under the RSS line."""
-    rows = read_memory_timeline(cell.dir)
+    rows = cell.memory_timeline
     if not len(rows):
         return
     for kind, label, color in SPLIT_LINES:

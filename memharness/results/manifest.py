@@ -13,18 +13,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-MANIFEST = "manifest.json"
+from memharness.errors import MemharnessError
+from memharness.results.names import MANIFEST
+
 RUN_FORMAT = "memharness-run"
 CELL_KEYS = ("id", "pipeline", "size", "status")
 
 
-class BrokenRunError(Exception):
+class BrokenRunError(MemharnessError):
     """A run folder whose manifest cannot be used. `path` is the file (or folder) at fault, `reason` why;
-    `str()` is one line, `<path>: <reason>`."""
+    `str()` is one line, `<path>: <reason>`. `error` is the exception behind it, where there is one (the
+    `OSError`, `UnicodeDecodeError` or `json.JSONDecodeError`), for callers that word it their own way."""
 
-    def __init__(self, path: Path | str, reason: str, message: str | None = None) -> None:
+    def __init__(self, path: Path | str, reason: str, message: str | None = None,
+                 error: BaseException | None = None) -> None:
         self.path = Path(path)
         self.reason = reason
+        self.error = error
         super().__init__(message or f"{self.path}: {reason}")
 
     def __reduce__(self):
@@ -90,6 +95,16 @@ def check_manifest(data: Any) -> str | None:
 def read_manifest(run_dir: Path | str) -> dict[str, Any]:
     """The checked manifest of `run_dir`; raises `NotARunError` or `BrokenRunError` (one line, no traceback
     needed by the caller)."""
+    path, data = parse_manifest(run_dir)
+    problem = check_manifest(data)
+    if problem is not None:
+        raise BrokenRunError(path, problem)
+    return data
+
+
+def parse_manifest(run_dir: Path | str) -> tuple[Path, Any]:
+    """(path, parsed JSON) of `run_dir`'s manifest, not yet checked for its shape; raises `NotARunError`
+    (no folder, no manifest) or `BrokenRunError` (unreadable, not UTF-8, not JSON)."""
     run_dir = Path(run_dir)
     path = run_dir / MANIFEST
     if not run_dir.is_dir():
@@ -98,21 +113,18 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any]:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise _not_a_run(run_dir, f"no {MANIFEST}") from None
-    except IsADirectoryError:
-        raise BrokenRunError(path, "is a folder, not a file") from None
+    except IsADirectoryError as exc:
+        raise BrokenRunError(path, "is a folder, not a file", error=exc) from None
     except OSError as exc:
-        raise BrokenRunError(path, f"cannot read: {exc.strerror or exc}") from None
+        raise BrokenRunError(path, f"cannot read: {exc.strerror or exc}", error=exc) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise BrokenRunError(path, f"not a text file (byte {exc.start} is not UTF-8): binary garbage?") from None
+        raise BrokenRunError(path, f"not a text file (byte {exc.start} is not UTF-8): binary garbage?",
+                             error=exc) from None
     try:
-        data = json.loads(text)
+        return path, json.loads(text)
     except json.JSONDecodeError as exc:
-        raise BrokenRunError(path, _json_reason(text, exc)) from None
-    except RecursionError:
-        raise BrokenRunError(path, "JSON nested too deeply") from None
-    problem = check_manifest(data)
-    if problem is not None:
-        raise BrokenRunError(path, problem)
-    return data
+        raise BrokenRunError(path, _json_reason(text, exc), error=exc) from None
+    except RecursionError as exc:
+        raise BrokenRunError(path, "JSON nested too deeply", error=exc) from None

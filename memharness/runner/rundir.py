@@ -9,9 +9,10 @@ from typing import Any
 
 from memharness.core.atomic import write_json, write_text
 from memharness.core.clock import clock_anchor
+from memharness.results import BrokenRunError, NotARunError
+from memharness.results.manifest import RUN_FORMAT, parse_manifest
+from memharness.results.names import MANIFEST, SCENARIO, cell_dir_name, scenario_revision_file
 from memharness.runner.matrix import CellPlan
-
-MANIFEST = "manifest.json"
 
 
 def new_run_dir(output: Path, scenario_name: str) -> Path:
@@ -28,33 +29,36 @@ def new_run_dir(output: Path, scenario_name: str) -> Path:
     raise RuntimeError(f"cannot create a run folder under {base}")
 
 
-class ManifestError(ValueError):
+class ManifestError(BrokenRunError, ValueError):
     """A manifest.json that cannot be resumed; `str()` is one line naming the file."""
 
 
-def _check_manifest(path: Path, raw: bytes) -> dict[str, Any]:
-    def bad(why: str) -> ManifestError:
-        return ManifestError(f"{path}: {why}; not a resumable memharness run")
+def _resume_reason(exc: BrokenRunError) -> str:
+    """Why `memharness.results` could not parse a manifest, worded as `--resume` has always said it."""
+    err = exc.error
+    if isinstance(err, json.JSONDecodeError):
+        return "the file is empty" if not err.doc.strip() else \
+            f"not valid JSON (line {err.lineno} column {err.colno}: {err.msg})"
+    if isinstance(err, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {err.start})"
+    if isinstance(err, OSError):
+        return f"cannot read: {err.strerror}"
+    return exc.reason
 
-    if not raw.strip():
-        raise bad("the file is empty")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise bad(f"not UTF-8 text (byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise bad(f"not valid JSON (line {exc.lineno} column {exc.colno}: {exc.msg})") from None
+
+def _resume_problem(data: Any) -> str | None:
+    """What a resumed run needs of its manifest: a scenario name and cells with an id and a status."""
     if not isinstance(data, dict):
-        raise bad(f"expected a JSON object, got {type(data).__name__}")
+        return f"expected a JSON object, got {type(data).__name__}"
     if not isinstance(data.get("scenario"), str):
-        raise bad("no scenario name")
+        return "no scenario name"
     cells = data.get("cells")
     if not isinstance(cells, list):
-        raise bad("no list of cells")
+        return "no list of cells"
     for i, c in enumerate(cells):
         if not (isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("status"), str)):
-            raise bad(f"cells[{i}] has no id and status")
-    return data
+            return f"cells[{i}] has no id and status"
+    return None
 
 
 class Manifest:
@@ -66,13 +70,13 @@ class Manifest:
     def create(cls, run_dir: Path, scenario, scenario_text: str, plans: list[CellPlan]) -> Manifest:
         anchor = clock_anchor()
         data = {
-            "format": "memharness-run", "version": 1, "scenario": scenario.name, "run_id": Path(run_dir).name,
+            "format": RUN_FORMAT, "version": 1, "scenario": scenario.name, "run_id": Path(run_dir).name,
             "created_wall_ns": anchor["wall_ns"], "clock": anchor,
             "scenario_spec": scenario.model_dump(mode="json"),
             "cells": [{"id": p.id, "pipeline": p.pipeline, "kind": p.kind, "size": p.size, "repeat": p.repeat,
-                       "dir": f"cells/{p.id}", "status": "pending", "cause": None} for p in plans],
+                       "dir": cell_dir_name(p.id), "status": "pending", "cause": None} for p in plans],
         }
-        write_text(Path(run_dir) / "scenario.yaml", scenario_text)
+        write_text(Path(run_dir) / SCENARIO, scenario_text)
         m = cls(run_dir, data)
         m.save()
         return m
@@ -80,14 +84,17 @@ class Manifest:
     @classmethod
     def load(cls, run_dir: Path) -> Manifest:
         """Read and check a run's manifest; raises ManifestError (one line naming the file) when broken."""
-        path = Path(run_dir) / MANIFEST
         try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+            path, data = parse_manifest(run_dir)
+        except NotARunError:
             raise FileNotFoundError(f"{run_dir} is not a memharness run folder (no {MANIFEST})") from None
-        except OSError as exc:
-            raise ManifestError(f"{path}: cannot read: {exc.strerror}") from None
-        return cls(run_dir, _check_manifest(path, raw))
+        except BrokenRunError as exc:
+            raise ManifestError(exc.path, _resume_reason(exc),
+                                f"{exc.path}: {_resume_reason(exc)}; not a resumable memharness run") from None
+        problem = _resume_problem(data)
+        if problem is not None:
+            raise ManifestError(path, problem, f"{path}: {problem}; not a resumable memharness run")
+        return cls(run_dir, data)
 
     def add_revision(self, scenario, scenario_text: str, finished: list[str]) -> int:
         """Record that the remaining cells run under an edited scenario; returns the new revision number.
@@ -97,12 +104,12 @@ class Manifest:
         it ran under. `scenario_spec` is the newest.
         """
         revisions = self.data.setdefault("scenario_revisions", [
-            {"rev": 0, "file": "scenario.yaml", "spec": self.data.get("scenario_spec"),
+            {"rev": 0, "file": SCENARIO, "spec": self.data.get("scenario_spec"),
              "created_wall_ns": self.data.get("created_wall_ns")}])
         for c in self.data["cells"]:
             c.setdefault("scenario_rev", revisions[-1]["rev"] if c["id"] in finished else None)
         rev = revisions[-1]["rev"] + 1
-        name = f"scenario.r{rev}.yaml"
+        name = scenario_revision_file(rev)
         write_text(self.run_dir / name, scenario_text)
         spec = scenario.model_dump(mode="json")
         revisions.append({"rev": rev, "file": name, "spec": spec, "created_wall_ns": time.time_ns()})
@@ -128,7 +135,7 @@ class Manifest:
         for p in plans:
             if p.id not in known:
                 self.data["cells"].append({"id": p.id, "pipeline": p.pipeline, "kind": p.kind, "size": p.size,
-                                           "repeat": p.repeat, "dir": f"cells/{p.id}", "status": "pending",
+                                           "repeat": p.repeat, "dir": cell_dir_name(p.id), "status": "pending",
                                            "cause": None})
 
     def set_status(self, cell_id: str, status: str, cause: str | None = None) -> None:

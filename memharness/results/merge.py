@@ -1,0 +1,72 @@
+"""Merging run folders of one scenario into one, e.g. the sizes of one study run on two GPU machines.
+
+`merge(runs, into)` writes a new run folder: each cell's folder copied from the last run that holds that cell
+id (without its `work/` index artifacts), and a manifest that keeps the first run's scenario, lists every
+cell (by size, repeat, pipeline) and records `merged_from`. `memharness report INTO` renders them together.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from memharness.core.atomic import write_json
+from memharness.errors import MemharnessError
+from memharness.results import names
+from memharness.results.run import Run
+
+
+class MergeError(MemharnessError):
+    """Runs that cannot be merged (other scenarios), or an output folder that is in the way."""
+
+
+def _check(runs: list[Run], into: Path) -> None:
+    if not runs:
+        raise MergeError("nothing to merge: give one or more run folders")
+    scenarios = {r.scenario for r in runs}
+    if len(scenarios) != 1:
+        which = ", ".join(f"{r.dir} ({r.scenario!r})" for r in runs)
+        raise MergeError(f"every run folder must be a run of the same scenario: {which}")
+    for r in runs:
+        if into.resolve() == r.dir.resolve() or into.resolve() in r.dir.resolve().parents:
+            raise MergeError(f"--output {into} holds the run {r.dir}; merge into a new folder")
+    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+        raise MergeError(f"--output {into} exists and is not an empty folder; merge writes a new run folder")
+
+
+def _scenario_files(run: Run) -> list[str]:
+    """The scenario files the run's manifest refers to (scenario.yaml and any revision)."""
+    files = [names.SCENARIO]
+    for rev in run.manifest.get("scenario_revisions") or []:
+        if isinstance(rev, dict) and isinstance(rev.get("file"), str) and rev["file"] not in files:
+            files.append(rev["file"])
+    return files
+
+
+def merge(runs: list[Run], into: Path | str) -> Run:
+    """Merge `runs` (of one scenario) into the new run folder `into`; returns it, opened. Raises
+    `MergeError` for runs of other scenarios or an `into` that exists and is not empty."""
+    into = Path(into)
+    _check(runs, into)
+    entries: dict[str, tuple[Run, dict[str, Any]]] = {}
+    for run in runs:
+        for entry in run.manifest["cells"]:
+            entries[entry["id"]] = (run, entry)  # a later run wins
+    into.mkdir(parents=True, exist_ok=True)
+    for run, entry in entries.values():
+        source = run.cell(entry["id"]).dir
+        if source.is_dir():  # a pending cell may have no folder yet
+            shutil.copytree(source, into / entry.get("dir", names.cell_dir_name(entry["id"])),
+                            ignore=shutil.ignore_patterns(names.WORK))
+    first = runs[0]
+    for name in _scenario_files(first):
+        if (first.dir / name).is_file():
+            shutil.copy(first.dir / name, into / name)
+    manifest = dict(first.manifest)
+    manifest["run_id"] = into.name
+    manifest["merged_from"] = [str(r.dir) for r in runs]
+    manifest["cells"] = sorted((e for _, e in entries.values()),
+                               key=lambda c: (c["size"], c.get("repeat", 0), c["pipeline"]))
+    write_json(into / names.MANIFEST, manifest)
+    return Run.open(into)

@@ -1,0 +1,197 @@
+"""`Run` and `Cell`: a run folder as the tools that read it see it (report, compare, ls, the runner's resume).
+
+Each file is read at most once, when it is first asked for, and kept: a report that draws a cell's timeline,
+folds its calls into tables and finds its run-phase peak reads `calls/*.jsonl` and `timeline.bin` once
+(`Cell.calls`, `Cell.timeline`). Opening a run checks its manifest (`read_manifest`) and raises
+`BrokenRunError` / `NotARunError` naming the file; the cell files are read leniently, as the report always
+did (a missing file reads as empty).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from memharness.core import peaks
+from memharness.core.atomic import read_json
+from memharness.core.records import (
+    CallRecord,
+    CallRecords,
+    ProcessInfo,
+    read_calls,
+    read_memory_timeline,
+    read_processes,
+    read_timeline,
+    timeline_header,
+)
+from memharness.results import names
+from memharness.results.manifest import read_manifest
+
+
+def _json_file(name: str, doc: str) -> cached_property:
+    """A cell property holding the JSON object of the cell's file `name`, read on first use."""
+
+    def read(cell: Cell) -> dict[str, Any]:
+        data = read_json(cell.dir / name, {})
+        return data if isinstance(data, dict) else {}
+
+    read.__doc__ = doc
+    return cached_property(read)
+
+
+@dataclass(eq=False)
+class Cell:
+    """One cell of a run: its manifest entry, and its files read on first use."""
+
+    id: str
+    pipeline: str
+    kind: str
+    size: int
+    repeat: int
+    dir: Path
+    status: str  # as the manifest has it; `status_json` holds the cell's own record
+    cause: str | None
+
+    @classmethod
+    def from_entry(cls, run_dir: Path, entry: dict[str, Any]) -> Cell:
+        return cls(id=str(entry["id"]), pipeline=str(entry.get("pipeline", "")), kind=str(entry.get("kind", "")),
+                   size=int(entry.get("size", 0)), repeat=int(entry.get("repeat", 0)),
+                   dir=Path(run_dir) / entry.get("dir", names.cell_dir_name(entry["id"])),
+                   status=str(entry.get("status", "")), cause=entry.get("cause"))
+
+    @classmethod
+    def at(cls, cell_dir: Path | str) -> Cell:
+        """A cell folder read on its own, without its run's manifest (the folder's name as its id)."""
+        cell_dir = Path(cell_dir)
+        return cls(id=cell_dir.name, pipeline="", kind="", size=0, repeat=0, dir=cell_dir, status="", cause=None)
+
+    # --- JSON files of the cell (an empty dict when absent or not a JSON object)
+    status_json = _json_file(names.STATUS, "status.json: the cell's own status record.")
+    targets_json = _json_file(names.TARGETS, "targets.json: the targets resolved and missing.")
+    fingerprint_json = _json_file(names.FINGERPRINT, "fingerprint.json as written.")
+    cell_info = _json_file(names.CELL_INFO, "cell_info.json: what the pipeline reported it ran.")
+    imports = _json_file(names.IMPORTS, "imports.json: RSS around each import of the pipeline's packages.")
+    sampled_processes = _json_file(names.PROCESSES, "processes.json: every process the sampler saw.")
+
+    @cached_property
+    def timeline_header(self) -> dict[str, Any]:
+        return timeline_header(self.dir)
+
+    # --- records
+    @cached_property
+    def calls(self) -> CallRecords:
+        """Every call record of the cell (all processes), in start order, `.bad_lines` for skipped lines."""
+        return read_calls(self.dir)
+
+    @cached_property
+    def processes(self) -> list[ProcessInfo]:
+        """The call files' process headers and process records."""
+        return read_processes(self.dir)
+
+    @cached_property
+    def timeline(self):
+        """timeline.bin (or timeline.bin.xz) rows, a numpy structured array."""
+        return read_timeline(self.dir)
+
+    @cached_property
+    def memory_timeline(self):
+        """timeline_mem.bin rows (empty for a version-1 run)."""
+        return read_memory_timeline(self.dir)
+
+    @cached_property
+    def peak_calls(self) -> list[CallRecord]:
+        """`calls` with the figures that come from other processes and the timeline filled in
+        (`core.peaks.attach_peaks`: descendants' peak, tree peak during the call, sampled private /
+        file-backed peaks). The same records as `calls`, completed in place."""
+        return peaks.attach_peaks(self.dir, self.calls, rows=self.memory_timeline, main_rows=self.timeline,
+                                  processes=self.processes, sampled=self.sampled_processes)
+
+    # --- derived
+    @cached_property
+    def t0_ns(self) -> int | None:
+        """The cell's start: status.json's t_start_ns, else the sampler's start, else the first record."""
+        for value in (self.status_json.get("t_start_ns"), self.timeline_header.get("started_ns")):
+            if value:
+                return int(value)
+        firsts = [c.t_start_ns for c in self.calls[:1]]
+        if len(self.timeline):
+            firsts.append(int(self.timeline["t_ns"].min()))
+        return min(firsts) if firsts else None
+
+    def end_ns(self) -> int | None:
+        """The cell's end: status.json's t_end_ns, else the last timestamp seen."""
+        if self.status_json.get("t_end_ns"):
+            return int(self.status_json["t_end_ns"])
+        stamps = [c.t_end_ns or c.t_start_ns for c in self.calls]
+        return max(stamps) if stamps else None
+
+    def lineprof_files(self) -> list[Path]:
+        d = self.dir / names.LINEPROF
+        return sorted(d.glob("*.txt")) if d.is_dir() else []
+
+
+class Run:
+    """A run folder: its checked manifest and its cells (`Run.open(run_dir)`)."""
+
+    cell_class: type[Cell] = Cell
+
+    def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
+        self.dir = Path(run_dir)
+        self.manifest = manifest
+        self.cells: list[Cell] = [self.cell_class.from_entry(self.dir, c) for c in manifest.get("cells", [])]
+
+    @classmethod
+    def open(cls, run_dir: Path | str) -> Run:
+        """Read and check `run_dir`'s manifest; raises `BrokenRunError` (or its `NotARunError`) naming the
+        file."""
+        return cls(Path(run_dir), read_manifest(run_dir))
+
+    @property
+    def scenario(self) -> str:
+        return str(self.manifest.get("scenario", ""))
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id", self.dir.name))
+
+    @property
+    def scenario_spec(self) -> dict[str, Any]:
+        spec = self.manifest.get("scenario_spec")
+        return spec if isinstance(spec, dict) else {}
+
+    @property
+    def pipelines(self) -> list[str]:
+        """Pipeline names in scenario order (then any others in cell order)."""
+        names_ = [p.get("name") for p in self.scenario_spec.get("pipelines", []) if isinstance(p, dict)
+                  and p.get("name")]
+        for c in self.cells:
+            if c.pipeline not in names_:
+                names_.append(c.pipeline)
+        return names_
+
+    @property
+    def sizes(self) -> list[int]:
+        return sorted({c.size for c in self.cells})
+
+    def cell(self, cell_id: str) -> Cell:
+        for c in self.cells:
+            if c.id == cell_id:
+                return c
+        raise KeyError(cell_id)
+
+    def scenario_text(self) -> str:
+        """scenario.yaml as given, else the recorded spec as JSON."""
+        path = self.dir / names.SCENARIO
+        if path.exists():
+            return path.read_text(encoding="utf-8", errors="replace")
+        return json.dumps(self.scenario_spec, indent=2, default=str)
+
+    def merge(self, others: list[Run], into: Path | str) -> Run:
+        """This run and `others` (of the same scenario) merged into the new run folder `into`
+        (`memharness.results.merge`)."""
+        from memharness.results.merge import merge
+
+        return merge([self, *others], into)
