@@ -50,19 +50,18 @@ def _four_cells(tmp_path: Path) -> Path:
 
 def test_a_report_of_a_4_cell_run_reads_each_cells_calls_and_timeline_once(tmp_path, monkeypatch):
     """The whole report (tables, timelines, side-by-side charts, answer, summary) parses each cell's call
-    files once and opens its timeline once; every other file of a cell (memory timeline, status.json, ...) is
-    opened once too. The call file is opened a second time only by `read_processes`, which reads its first
-    line (the process header)."""
+    files once (records and process headers in one pass) and opens its timeline once; every other file of a
+    cell (memory timeline, status.json, ...) is opened once too."""
     global _OPENS
     run_dir = _four_cells(tmp_path)
     parses: Counter = Counter()
-    read_calls = results_run.read_calls
+    read_call_files = results_run.read_call_files
 
-    def counting_read_calls(cell_dir):
+    def counting_read_call_files(cell_dir):
         parses[Path(cell_dir).name] += 1
-        return read_calls(cell_dir)
+        return read_call_files(cell_dir)
 
-    monkeypatch.setattr(results_run, "read_calls", counting_read_calls)
+    monkeypatch.setattr(results_run, "read_call_files", counting_read_call_files)
     _OPENS = Counter()
     try:
         index = build(run_dir)
@@ -78,15 +77,15 @@ def test_a_report_of_a_4_cell_run_reads_each_cells_calls_and_timeline_once(tmp_p
         call_file = next(k for k in counts if k.startswith(f"{names.CALLS}/"))
         print(cell, dict(sorted(counts.items())))
         assert counts[names.TIMELINE] == 1, counts
-        assert counts[call_file] == 2, counts  # read_calls' parse + read_processes' header line
-        assert all(n == 1 for k, n in counts.items() if k != call_file), counts
+        assert counts[call_file] == 1, counts
+        assert all(n == 1 for n in counts.values()), counts
         assert {names.MEMORY_TIMELINE, names.STATUS, names.TIMELINE_HEADER, names.FINGERPRINT} <= set(counts)
 
 
 def test_cells_read_their_files_lazily_and_keep_them(tmp_path):
     run = Run.open(_four_cells(tmp_path))
     cell = run.cells[0]
-    assert "calls" not in vars(cell) and "timeline" not in vars(cell)  # nothing read by opening the run
+    assert "_call_files" not in vars(cell) and "timeline" not in vars(cell)  # nothing read by opening the run
     assert cell.calls is cell.calls and cell.timeline is cell.timeline
     assert [c.target for c in cell.calls] == ["phase:prepare", "phase:run", "pkg.work", "pkg.inner"]
     assert cell.peak_calls is cell.calls  # the figures from other files are attached to the same records

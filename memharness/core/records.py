@@ -252,73 +252,67 @@ def _apply_event(records: dict[str, CallRecord], ev: dict[str, Any]) -> None:
         rec.file_peak = ev.get("file_peak")
 
 
-def read_calls(cell_dir: Path) -> CallRecords:
-    """All call records of a cell (every process), ordered by start time; `.bad_lines` lists the lines
-    skipped as garbage."""
+def read_call_files(cell_dir: Path) -> tuple[CallRecords, list[ProcessInfo]]:
+    """One pass over a cell's call files: the call records (every process, in start order, `.bad_lines`
+    for the lines skipped as garbage) and each file's process header with its process record."""
     calls_dir = Path(cell_dir) / "calls"
     records: dict[str, CallRecord] = {}
     bad: list[BadLine] = []
+    processes: list[ProcessInfo] = []
     if not calls_dir.is_dir():
-        return CallRecords()
+        return CallRecords(), processes
     for path in sorted(calls_dir.glob("*.jsonl")):
+        header: ProcessInfo | None = None
+        seen_header = False
         for number, ev in _iter_events(path, bad):
+            kind = ev.get("ev")
+            if not seen_header:  # the first event of a file is its process header
+                seen_header = True
+                if kind == "P":
+                    header = _process_info(ev)
+                    if header is not None:
+                        processes.append(header)
+                    continue
+            if kind == "X":
+                if header is not None and header.version >= 2:
+                    header.exit = _process_exit(ev)
+                continue
             try:
                 _apply_event(records, ev)
             except (KeyError, TypeError, ValueError) as exc:
                 what = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else "a field of the wrong type"
                 bad.append(BadLine(path, number, f"{ev.get('ev', '?')} event with {what}"))
-    return CallRecords(sorted(records.values(), key=lambda r: (r.t_start_ns, r.call_id)), bad)
+    return CallRecords(sorted(records.values(), key=lambda r: (r.t_start_ns, r.call_id)), bad), processes
+
+
+def read_calls(cell_dir: Path) -> CallRecords:
+    """All call records of a cell (every process), ordered by start time; `.bad_lines` lists the lines
+    skipped as garbage."""
+    return read_call_files(cell_dir)[0]
 
 
 def read_processes(cell_dir: Path) -> list[ProcessInfo]:
     """The process headers of a cell's call files."""
-    out: list[ProcessInfo] = []
-    calls_dir = Path(cell_dir) / "calls"
-    if not calls_dir.is_dir():
-        return out
-    for path in sorted(calls_dir.glob("*.jsonl")):
-        for _, ev in _iter_events(path):
-            if ev.get("ev") == "P":
-                try:
-                    out.append(
-                        ProcessInfo(
-                            pid=int(ev["pid"]),
-                            ppid=ev.get("ppid"),
-                            start_method=ev.get("start_method", ""),
-                            t_ns=int(ev["t"]),
-                            argv=list(ev.get("argv", [])),
-                            version=int(ev.get("v", 1)),
-                            rss_start=ev.get("rss"),
-                            exit=read_process_exit(path) if int(ev.get("v", 1)) >= 2 else None,
-                        )
-                    )
-                except (KeyError, TypeError, ValueError):
-                    pass  # a broken header only loses the process's name in the charts
-            break
-    return out
+    return read_call_files(cell_dir)[1]
 
 
-def read_process_exit(path: Path, tail: int = 65536) -> ProcessExit | None:
-    """The process record of one call file, from its last lines (None if the process wrote none)."""
+def _process_info(ev: dict[str, Any]) -> ProcessInfo | None:
     try:
-        with open(path, "rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - tail))
-            data = fh.read()
-    except OSError:
-        return None
-    for line in reversed(data.split(b"\n")):
-        if b'"ev":"X"' not in line:
-            continue
-        try:
-            ev = json.loads(line)
-        except ValueError:
-            continue
+        return ProcessInfo(pid=int(ev["pid"]), ppid=ev.get("ppid"), start_method=ev.get("start_method", ""),
+                           t_ns=int(ev["t"]), argv=list(ev.get("argv", [])), version=int(ev.get("v", 1)),
+                           rss_start=ev.get("rss"), exit=None)
+    except (KeyError, TypeError, ValueError):
+        return None  # a broken header only loses the process's name in the charts
+
+
+def _process_exit(ev: dict[str, Any]) -> ProcessExit | None:
+    try:
         return ProcessExit(t_ns=int(ev["t"]), peak_rss=int(ev["peak_rss"]), rss=int(ev.get("rss", 0)),
                            anon=int(ev.get("anon", 0)), file=int(ev.get("file", 0)), shmem=int(ev.get("shmem", 0)),
                            anon_peak=int(ev.get("anon_peak", 0)), file_peak=int(ev.get("file_peak", 0)),
                            calls=int(ev.get("calls", 0)))
-    return None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def timeline_dtype():

@@ -21,9 +21,8 @@ from memharness.core.records import (
     CallRecord,
     CallRecords,
     ProcessInfo,
-    read_calls,
+    read_call_files,
     read_memory_timeline,
-    read_processes,
     read_timeline,
     timeline_header,
 )
@@ -82,14 +81,18 @@ class Cell:
 
     # --- records
     @cached_property
+    def _call_files(self) -> tuple[CallRecords, list[ProcessInfo]]:
+        return read_call_files(self.dir)  # one pass over calls/*.jsonl gives both
+
+    @property
     def calls(self) -> CallRecords:
         """Every call record of the cell (all processes), in start order, `.bad_lines` for skipped lines."""
-        return read_calls(self.dir)
+        return self._call_files[0]
 
-    @cached_property
+    @property
     def processes(self) -> list[ProcessInfo]:
         """The call files' process headers and process records."""
-        return read_processes(self.dir)
+        return self._call_files[1]
 
     @cached_property
     def timeline(self):
