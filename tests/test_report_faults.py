@@ -145,3 +145,25 @@ def test_report_warns_about_garbage_lines(small_run, tmp_path):
     # the calls around the garbage line still count: every cell has its two targets
     assert {(r["pipeline"], r["size"]) for r in summary["rows"] if r["target"] == "pkg.kmeans"} == {
         ("a", 100), ("b", 100), ("a", 200), ("b", 200)}
+
+
+@pytest.mark.parametrize(("name", "garbage"), [
+    ("status.json", b"{not json"), ("targets.json", b"\x00\xff\xfe binary"), ("fingerprint.json", b"[1, 2]"),
+    ("timeline.json", b"{not json"), ("processes.json", b"\x00\xff\xfe binary"), ("cell_info.json", b"[1, 2]")])
+def test_a_broken_cell_file_is_a_warning_not_a_traceback(small_run, tmp_path, name, garbage):
+    """A cell JSON file that is not JSON, not text or not an object: the report still renders every table,
+    names the file and why in one warning line, and lists it in summary.json."""
+    (small_run / "cells" / "b__200__r0" / name).write_bytes(garbage)
+    out = tmp_path / "rep"
+    result = CliRunner().invoke(app, ["report", str(small_run), "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads((out / "summary.json").read_text())["unreadable_files"]
+    assert entry["cell"] == "b__200__r0" and entry["file"] == name
+    why = {b"{": "not JSON", b"\x00": "not UTF-8 text", b"[": "a JSON list, not an object"}[garbage[:1]]
+    assert entry["reason"].startswith(why), entry
+    warning = f"cells/b__200__r0/{name} ({entry['reason']})"
+    assert any(line.startswith("warning: 1 cell file(s) could not be read") and warning in line
+               for line in result.stdout.splitlines()), result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert {(r["pipeline"], r["size"]) for r in summary["rows"] if r["target"] == "pkg.kmeans"} == {
+        ("a", 100), ("b", 100), ("a", 200), ("b", 200)}

@@ -103,4 +103,8 @@ def summary_text(index: Path) -> str:
         from memharness.report.html import unreadable_calls_warning
 
         lines.append(f"warning: {unreadable_calls_warning(summary['unreadable_call_lines'])}")
+    if summary.get("unreadable_files"):
+        from memharness.report.html import unreadable_files_warning
+
+        lines.append(f"warning: {unreadable_files_warning(summary['unreadable_files'])}")
     return "\n".join(lines)

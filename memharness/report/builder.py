@@ -259,7 +259,7 @@ def _summary(run: RunInfo, out: Path, ans: dict[str, Any], summary_rows: list[di
              scaling: dict[str, Any], preds: dict[str, Any], trees: dict[str, list[Any]], timelines: _Timelines,
              compares: list[Chart], line_tables: list[Any], explain_entries: Any) -> dict[str, Any]:
     """summary.json: every figure of the report, for tools."""
-    from memharness.report.html import missing_targets, unreadable_call_lines
+    from memharness.report.html import missing_targets, unreadable_call_lines, unreadable_files
 
     return {
         "format": "memharness-report", "version": 1, "scenario": run.scenario, "run_id": run.run_id,
@@ -273,6 +273,7 @@ def _summary(run: RunInfo, out: Path, ans: dict[str, Any], summary_rows: list[di
         "failed_cells": _failed_cells(run),
         "missing_targets": missing_targets(run.cells),
         "unreadable_call_lines": unreadable_call_lines(run.cells),
+        "unreadable_files": unreadable_files(run.cells),
         "scaling": scaling,
         "predictions": preds,
         "call_trees": {p: [n.to_dict() for n in t] for p, t in trees.items()},

@@ -193,6 +193,18 @@ def unreadable_call_lines(cells: list[Cell]) -> list[dict[str, Any]]:
     return out
 
 
+def unreadable_files(cells: list[Cell]) -> list[dict[str, Any]]:
+    """Cell JSON files (status, targets, fingerprint, ...) that could not be read: their figures are missing."""
+    return [{"cell": c.id, "file": name, "reason": why} for c in cells for name, why in c.unreadable_files().items()]
+
+
+def unreadable_files_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
+    """One sentence: how many cell files could not be read, the first few as cells/ID/FILE (why)."""
+    shown = "; ".join(f"cells/{e['cell']}/{e['file']} ({e['reason']})" for e in entries[:limit])
+    more = f"; {len(entries) - limit} more in summary.json" if len(entries) > limit else ""
+    return f"{len(entries)} cell file(s) could not be read, so what they hold is missing from the report: {shown}{more}"
+
+
 def unreadable_calls_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
     """One sentence: how many call-file lines were skipped, the first few as cells/ID/FILE:LINE (why)."""
     shown = "; ".join(f"cells/{e['cell']}/{e['file']}:{e['line']} ({e['reason']})" for e in entries[:limit])
@@ -227,6 +239,9 @@ def render(page: Page) -> str:
     garbage = unreadable_call_lines(run.cells)
     if garbage:
         out.append(f'<p class="bad">Warning: {escape(unreadable_calls_warning(garbage))}.</p>')
+    broken = unreadable_files(run.cells)
+    if broken:
+        out.append(f'<p class="bad">Warning: {escape(unreadable_files_warning(broken))}.</p>')
 
     from memharness.report.lead import lead_html
 

@@ -10,7 +10,7 @@ did (a missing file reads as empty).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,30 @@ def _json_file(name: str, doc: str) -> cached_property:
     """A cell property holding the JSON object of the cell's file `name`, read on first use."""
 
     def read(cell: Cell) -> dict[str, Any]:
-        data = read_json(cell.dir / name, {})
-        return data if isinstance(data, dict) else {}
+        try:
+            data = read_json(cell.dir / name, {})
+        except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable: the report warns, goes on
+            cell.unreadable[name] = _why(exc)
+            return {}
+        if not isinstance(data, dict):
+            cell.unreadable[name] = f"a JSON {type(data).__name__}, not an object"
+            return {}
+        return data
 
     read.__doc__ = doc
     return cached_property(read)
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, ValueError):
+        return f"not JSON ({getattr(exc, 'msg', exc)})"
+    return exc.strerror or str(exc)
+
+
+_JSON_PROPERTIES = ("status_json", "targets_json", "fingerprint_json", "cell_info", "imports", "sampled_processes",
+                    "timeline_header")
 
 
 @dataclass(eq=False)
@@ -53,6 +72,7 @@ class Cell:
     dir: Path
     status: str  # as the manifest has it; `status_json` holds the cell's own record
     cause: str | None
+    unreadable: dict[str, str] = field(default_factory=dict, repr=False)  # file -> why, see unreadable_files
 
     @classmethod
     def from_entry(cls, run_dir: Path, entry: dict[str, Any]) -> Cell:
@@ -77,7 +97,21 @@ class Cell:
 
     @cached_property
     def timeline_header(self) -> dict[str, Any]:
-        return timeline_header(self.dir)
+        try:
+            data = timeline_header(self.dir)
+        except (OSError, ValueError) as exc:
+            self.unreadable[names.TIMELINE_HEADER] = _why(exc)
+            return {}
+        if not isinstance(data, dict):
+            self.unreadable[names.TIMELINE_HEADER] = f"a JSON {type(data).__name__}, not an object"
+            return {}
+        return data
+
+    def unreadable_files(self) -> dict[str, str]:
+        """The cell's JSON files that could not be read (file name -> why); their figures are left out."""
+        for prop in _JSON_PROPERTIES:
+            getattr(self, prop)
+        return dict(self.unreadable)
 
     # --- records
     @cached_property
