@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memharness.core.atomic import read_json, write_json
+from memharness.core.atomic import write_json
 from memharness.models.recipes import BUILTINS, Recipe
 
 PREFIX = "builtin:"
@@ -101,8 +101,3 @@ def resolve(spec: str, cache_dir: Path) -> str:
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not spec.strip():
         raise ModelSpecError(f"model {spec!r} is neither an existing path nor a hub id (owner/name)")
     return spec
-
-
-def build_info(path: Path) -> dict | None:
-    """The marker a builtin build leaves (recipe, hash inputs, build time), or None for other models."""
-    return read_json(Path(path) / MARKER)

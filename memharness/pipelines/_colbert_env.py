@@ -9,10 +9,13 @@ during `prepare`, so neither the compile nor the first load is charged to the me
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from memharness.pipelines.options import OptionSet, with_defaults
 
 # (module, class) whose `try_load_torch_extensions(use_gpu)` indexing reaches, and the extension names
 # each loads on CPU / GPU. ColBERT (the base of Checkpoint) loads segmented_maxsim_cpp on CPU only;
@@ -139,3 +142,18 @@ def record_index(ctx, index_path: Path, extensions_before: set[str]) -> None:
     ctx.info["index"] = index_summary(Path(index_path))
     ctx.info["artifacts"] = list_artifacts(Path(index_path))
     ctx.info["extensions_loaded_during_run"] = sorted(set(loaded_extension_classes()) - extensions_before)
+
+
+def adapter_options(ctx, spec: OptionSet) -> dict[str, Any]:
+    """The options a colbert-family adapter runs with: the kind's defaults, the scenario's options over them,
+    and `index_name` defaulting to the pipeline's name."""
+    opts = with_defaults(spec, ctx.options)
+    opts["index_name"] = opts["index_name"] or ctx.pipeline or "index"
+    return opts
+
+
+def remove_stale_index(index_path: Path, overwrite: Any) -> None:
+    """An index left by an earlier attempt, removed in `prepare` when the options overwrite it anyway:
+    colbert's overwrite=True sleeps 20 s before deleting old files, which must not land in the measurement."""
+    if index_path.exists() and overwrite is True:
+        shutil.rmtree(index_path)
