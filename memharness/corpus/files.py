@@ -17,7 +17,6 @@ from memharness.corpus.jsonl import chunked
 # The source's fields and their defaults, the only copy (the scenario schema reads them from here);
 # `path` (None here) is required.
 DEFAULTS: dict = {"source": "file", "path": None, "format": "auto", "text_field": "text", "id_field": None}
-REQUIRED = ("path",)
 FORMATS = ("jsonl", "parquet", "csv", "tsv", "txt")
 EXTENSIONS = {
     ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet",

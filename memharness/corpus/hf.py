@@ -15,13 +15,12 @@ from memharness.corpus.jsonl import BATCH, encode
 DAPR_PATH = "UKPLab/dapr"
 DAPR_NAME = "Genomics-corpus"
 # The source's fields and their defaults, the only copy: the scenario schema (memharness.scenario.schema)
-# reads them from here. `path` (None here) is required. `split` "train" and `id_field` None (number the
+# reads them from here (a scenario must give `path`). `split` "train" and `id_field` None (number the
 # records) are what every run so far used: the schema filled them in before this module saw the spec.
 DEFAULTS: dict = {
-    "source": "hf", "path": None, "name": None, "split": "train", "text_field": "text",
+    "source": "hf", "path": DAPR_PATH, "name": None, "split": "train", "text_field": "text",
     "id_field": None, "revision": None, "data_files": None,
 }
-REQUIRED = ("path",)
 OFFLINE_SCENARIO = "scenarios/quickstart.yaml"
 PACKAGED_BUILDERS = {"arrow", "csv", "json", "pandas", "parquet", "text"}
 _CONNECTION_MARKERS = ("Connection", "OfflineMode", "LocalEntryNotFound", "NameResolution", "Timeout")
@@ -29,8 +28,6 @@ _CONNECTION_MARKERS = ("Connection", "OfflineMode", "LocalEntryNotFound", "NameR
 
 def normalize(spec: dict) -> dict:
     cfg = {**DEFAULTS, **spec}
-    if not cfg["path"]:
-        raise CorpusError("hf corpus needs a 'path' (a hub id such as UKPLab/dapr, or a local dataset)")
     cfg["path"] = str(cfg["path"])
     if cfg["path"] == DAPR_PATH and cfg["name"] is None:
         cfg["name"] = DAPR_NAME  # the DAPR default config only goes with the DAPR default path

@@ -24,7 +24,6 @@ ID_PREFIX = "syn-"
 # The source's fields and their defaults, the only copy (the scenario schema reads them from here;
 # `lengths` None means the defaults of memharness.corpus.lengths).
 DEFAULTS: dict = {"source": "synthetic", "seed": 0, "records": None, "vocab": "minilm", "lengths": None}
-REQUIRED: tuple[str, ...] = ()
 
 # Punctuation glued to a word ("cell," / "cell."): each mark is one more token, as in real text.
 # Every passage ends with a full stop (the mark END, which has no trailing space).
