@@ -36,6 +36,21 @@ def package_versions(names: list[str] | tuple[str, ...]) -> dict[str, str | None
     return out
 
 
+def top_level_modules(paths: list[str] | tuple[str, ...]) -> list[str]:
+    """The top-level package of each dotted target (`pylate.indexes.PLAID.add_documents` -> `pylate`) and
+    of each `package.module:function` (a `callable` pipeline's function), in order, once each."""
+    return list(dict.fromkeys(p.split(":", 1)[0].split(".", 1)[0] for p in paths if p and p[0] not in ".:"))
+
+
+def module_distributions(modules: list[str] | tuple[str, ...]) -> dict[str, str | None]:
+    """{top-level module: the installed distribution that provides it}; None for a module that no
+    installed distribution provides (a local file next to the scenario, a folder on PYTHONPATH)."""
+    if not modules:
+        return {}
+    provided = importlib.metadata.packages_distributions()
+    return {m: (sorted(provided[m])[0] if provided.get(m) else None) for m in modules}
+
+
 def _torch_info() -> dict[str, Any] | None:
     try:
         import torch
@@ -70,8 +85,13 @@ def _gpu_info() -> dict[str, Any] | None:
         pynvml.nvmlShutdown()
 
 
-def collect(packages: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def collect(packages: list[str] | tuple[str, ...] = (), modules: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """`packages`: distributions whose versions are recorded (the pipeline kind's `PACKAGES`); `modules`:
+    top-level modules of the targets and `callable` functions, recorded in `target_packages` with the
+    distribution that provides each (whose version then joins `packages`)."""
     libc, libc_version = platform.libc_ver()
+    provided = module_distributions(modules)
+    packages = tuple(packages) + tuple(d for d in provided.values() if d)
     return {
         "python": platform.python_version(),
         "python_executable": sys.executable,
@@ -82,5 +102,6 @@ def collect(packages: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
         "torch": _torch_info(),
         "gpu": _gpu_info(),
         "packages": package_versions(tuple(BASE_PACKAGES) + tuple(packages)),
+        "target_packages": provided,
         "env": {k: os.environ.get(k) for k in MEMORY_ENV_VARS},
     }
