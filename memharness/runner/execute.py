@@ -91,6 +91,8 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         lock.acquire()
         hold(lock)
         manifest = Manifest.load(req.resume)
+        if req.sizes is None and manifest.data.get("sizes"):  # finish the run with the sizes it started with
+            plans = expand(scenario, manifest.data["sizes"], req.pipelines, req.repeats)
         if manifest.data.get("scenario") != scenario.name:
             console.print(f"[red]error:[/red] {req.resume} is a run of scenario {manifest.data.get('scenario')!r}, "
                           f"not {scenario.name!r}", highlight=False)
@@ -131,6 +133,13 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
                           (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn))
 
 
+def _record_sizes(manifest: Manifest) -> None:
+    """The manifest's `sizes`: the sizes of its cells (`--sizes` may name sizes the scenario does not list);
+    `--resume` without `--sizes` runs these."""
+    manifest.data["sizes"] = sorted({c["size"] for c in manifest.data["cells"]})
+    manifest.save()
+
+
 def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[CellPlan], pre, manifest,
                changes: list[str], rich_parts) -> tuple[int, Path | None]:
     BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn = rich_parts
@@ -150,6 +159,7 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
         hold(lock)
         try:
             manifest = Manifest.create(run_dir, scenario, req.scenario_path.read_text(encoding="utf-8"), plans)
+            _record_sizes(manifest)
         except OSError as exc:
             lock.release()
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no half-made run folder
@@ -164,7 +174,7 @@ def _run_cells(req, console, stops: StopSignals, hold, scenario, plans: list[Cel
             say(f"scenario changed since the run started (--force): the remaining cells run under revision {rev}, "
                 f"kept in {run_dir / f'scenario.r{rev}.yaml'}")
         manifest.add_cells(plans)
-        manifest.save()
+        _record_sizes(manifest)
     reserve = diskspace.Reserve(run_dir)
     reserve.create()
     say(f"run folder: {run_dir}")
