@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from memharness.core.atomic import write_json
+from memharness.errors import MemharnessError
 from memharness.models.recipes import BUILTINS, Recipe
 
 PREFIX = "builtin:"
@@ -25,7 +26,7 @@ MARKER = "memharness-model.json"
 __all__ = ["BUILTINS", "MARKER", "ModelSpecError", "Recipe", "builtin_path", "is_builtin", "resolve"]
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(MemharnessError, ValueError):
     """The model spec names no builtin, no existing path and does not look like a hub id."""
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memharness.errors import MemharnessError
 from memharness.pipelines.options import OptionSet, with_defaults
 
 # (module, class) whose `try_load_torch_extensions(use_gpu)` indexing reaches, and the extension names
@@ -28,7 +29,7 @@ EXTENSION_LOADERS: list[tuple[str, str, dict[bool, list[str]]]] = [
 ]
 
 
-class DeviceError(RuntimeError):
+class DeviceError(MemharnessError, RuntimeError):
     """The requested device cannot be used in this process."""
 
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
+from memharness.errors import MemharnessError
 from memharness.pipelines.options import describe, did_you_mean  # the words of every message
 
 Loc = tuple[str | int, ...]
@@ -26,7 +27,7 @@ class ScenarioIssue(NamedTuple):
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(MemharnessError):
     """A scenario file that cannot be used; `str()` is one `FILE:LINE: field.path: message` line per issue."""
 
     def __init__(self, filename: str, errors: Sequence[ScenarioIssue]):
