@@ -23,6 +23,8 @@ def test_collect_records_each_module_with_its_distribution_and_version():
     fp = fingerprint.collect((), ["colbert", "numpy", "no_such_module_xyz"])
     assert fp["target_packages"] == {"colbert": "colbert-ai", "numpy": "numpy", "no_such_module_xyz": None}
     assert fp["packages"]["colbert-ai"] == importlib.metadata.version("colbert-ai")
+    required = fingerprint.direct_requirements("colbert-ai")  # what the library pulls in is named too
+    assert "transformers" in required and set(required) <= set(fp["packages"])
 
 
 def test_probe_fingerprint_names_the_callable_and_target_packages():

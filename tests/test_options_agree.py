@@ -112,3 +112,23 @@ def test_builtin_model_names_are_the_recipes():
     from memharness.scenario.fields import BUILTIN_MODELS
 
     assert tuple(BUILTIN_MODELS) == tuple(BUILTINS)
+
+
+def test_the_docs_name_every_option_of_every_kind():
+    import re
+    from pathlib import Path
+
+    import memharness
+
+    docs = Path(memharness.__file__).resolve().parents[1] / "docs"
+    pipelines_md = (docs / "pipelines.md").read_text()
+    scenario_md = (docs / "scenario.md").read_text()
+    for kind in registry.KINDS:
+        spec = registry.option_set(kind)
+        bullet = re.search(rf"^- `{kind}`: (.*?)(?=^- `|^$)", scenario_md, re.M | re.S)
+        assert bullet, f"docs/scenario.md has no bullet for {kind}"
+        section = pipelines_md.split(f"## `{kind}`", 1)[1].split("\n## ", 1)[0] if kind != "callable" else ""
+        for name in spec.names:
+            assert f"`{name}`" in bullet.group(1), f"docs/scenario.md: {kind} option {name} missing"
+            if section:
+                assert f"`{name}`" in section, f"docs/pipelines.md: {kind} option {name} missing"

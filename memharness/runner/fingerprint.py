@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 from typing import Any
 
@@ -51,6 +52,21 @@ def module_distributions(modules: list[str] | tuple[str, ...]) -> dict[str, str 
     return {m: (sorted(provided[m])[0] if provided.get(m) else None) for m in modules}
 
 
+def direct_requirements(distribution: str) -> list[str]:
+    """The distributions `distribution` requires (not its optional extras): a target's library pulls in
+    the ones that decide its memory (PyLate: fast-plaid, sentence-transformers, torch)."""
+    try:
+        requires = importlib.metadata.requires(distribution) or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    names = []
+    for req in requires:
+        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", req)
+        if match and "extra" not in req.partition(";")[2]:  # an optional extra's requirement: left out
+            names.append(match.group(1))
+    return names
+
+
 def _torch_info() -> dict[str, Any] | None:
     try:
         import torch
@@ -88,10 +104,12 @@ def _gpu_info() -> dict[str, Any] | None:
 def collect(packages: list[str] | tuple[str, ...] = (), modules: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """`packages`: distributions whose versions are recorded (the pipeline kind's `PACKAGES`); `modules`:
     top-level modules of the targets and `callable` functions, recorded in `target_packages` with the
-    distribution that provides each (whose version then joins `packages`)."""
+    distribution that provides each (whose version, and the versions of what it requires, join
+    `packages`)."""
     libc, libc_version = platform.libc_ver()
     provided = module_distributions(modules)
-    packages = tuple(packages) + tuple(d for d in provided.values() if d)
+    dists = [d for d in provided.values() if d]
+    packages = tuple(packages) + tuple(dists) + tuple(r for d in dists for r in direct_requirements(d))
     return {
         "python": platform.python_version(),
         "python_executable": sys.executable,
