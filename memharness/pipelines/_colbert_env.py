@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
-from memharness.pipelines.options import OptionSet, with_defaults
+from memharness.pipelines.base import CellContext, Pipeline
+from memharness.pipelines.options import with_defaults
 
 # (module, class) whose `try_load_torch_extensions(use_gpu)` indexing reaches, and the extension names
 # each loads on CPU / GPU. ColBERT (the base of Checkpoint) loads segmented_maxsim_cpp on CPU only;
@@ -145,12 +146,23 @@ def record_index(ctx, index_path: Path, extensions_before: set[str]) -> None:
     ctx.info["extensions_loaded_during_run"] = sorted(set(loaded_extension_classes()) - extensions_before)
 
 
-def adapter_options(ctx, spec: OptionSet) -> dict[str, Any]:
-    """The options a colbert-family adapter runs with: the kind's defaults, the scenario's options over them,
-    and `index_name` defaulting to the pipeline's name."""
-    opts = with_defaults(spec, ctx.options)
-    opts["index_name"] = opts["index_name"] or ctx.pipeline or "index"
-    return opts
+class ColbertFamilyPipeline(Pipeline):
+    """Base of the kinds built on colbert-ai (`colbert`, `ragatouille`)."""
+
+    @classmethod
+    def options(cls, ctx: CellContext) -> dict[str, Any]:
+        """The options the adapter runs with: the kind's defaults, the scenario's options over them, and
+        `index_name` defaulting to the pipeline's name."""
+        opts = with_defaults(cls.option_set, ctx.options)
+        opts["index_name"] = opts["index_name"] or ctx.pipeline or "index"
+        return opts
+
+    @classmethod
+    def index_path(cls, ctx: CellContext) -> Path:
+        """`<work>/<experiment>/indexes/<index_name>`: colbert's option `experiment`; RAGatouille always uses
+        the experiment "colbert" (ragatouille.models.colbert.ColBERT.index)."""
+        opts = cls.options(ctx)
+        return Path(ctx.workdir) / opts.get("experiment", "colbert") / "indexes" / opts["index_name"]
 
 
 def remove_stale_index(index_path: Path, overwrite: Any) -> None:

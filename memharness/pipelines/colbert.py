@@ -16,14 +16,14 @@ from typing import Any, ClassVar
 
 from memharness.pipelines import kmeans as km
 from memharness.pipelines._colbert_env import (
-    adapter_options,
+    ColbertFamilyPipeline,
     loaded_extension_classes,
     record_index,
     remove_stale_index,
     select_device,
     warm_extensions,
 )
-from memharness.pipelines.base import CellContext, Pipeline
+from memharness.pipelines.base import CellContext
 from memharness.pipelines.options import Option, OptionSet
 
 # The functions the seed study profiled, as dotted paths into colbert-ai 0.2.22, in the seed's order.
@@ -89,20 +89,11 @@ OPTIONS = OptionSet((
 ))
 
 
-class ColbertPipeline(Pipeline):
+class ColbertPipeline(ColbertFamilyPipeline):
     kind: ClassVar[str] = "colbert"
     default_targets: ClassVar[list[str]] = COLBERT_TARGETS
     packages: ClassVar[list[str]] = list(PACKAGES)
     option_set: ClassVar[OptionSet] = OPTIONS
-
-    @staticmethod
-    def options(ctx: CellContext) -> dict[str, Any]:
-        return adapter_options(ctx, OPTIONS)
-
-    @staticmethod
-    def index_path(ctx: CellContext) -> Path:
-        opts = ColbertPipeline.options(ctx)
-        return Path(ctx.workdir) / opts["experiment"] / "indexes" / opts["index_name"]
 
     def prepare(self, ctx: CellContext) -> None:
         opts = self.options(ctx)

@@ -26,16 +26,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from memharness.core import tracker
+from memharness.pipelines import _colbert_env as colbert_env
 from memharness.pipelines import kmeans as km
-from memharness.pipelines._colbert_env import (
-    adapter_options,
-    loaded_extension_classes,
-    record_index,
-    remove_stale_index,
-    select_device,
-    warm_extensions,
-)
-from memharness.pipelines.base import CellContext, Pipeline
+from memharness.pipelines.base import CellContext
 from memharness.pipelines.colbert import COLBERT_TARGETS
 from memharness.pipelines.options import Option, OptionSet
 
@@ -130,20 +123,11 @@ def sleeps_recorded(seen: list[float]) -> Iterator[None]:
         module.time = real
 
 
-class RagatouillePipeline(Pipeline):
+class RagatouillePipeline(colbert_env.ColbertFamilyPipeline):
     kind: ClassVar[str] = "ragatouille"
     default_targets: ClassVar[list[str]] = RAGATOUILLE_TARGETS
     packages: ClassVar[list[str]] = list(PACKAGES)
     option_set: ClassVar[OptionSet] = OPTIONS
-
-    @staticmethod
-    def options(ctx: CellContext) -> dict[str, Any]:
-        return adapter_options(ctx, OPTIONS)
-
-    @staticmethod
-    def index_path(ctx: CellContext) -> Path:
-        # ragatouille.models.colbert.ColBERT.index: <index_root>/<experiment "colbert">/indexes/<name>
-        return Path(ctx.workdir) / "colbert" / "indexes" / RagatouillePipeline.options(ctx)["index_name"]
 
     @staticmethod
     def kmeans_plan(ctx: CellContext, use_gpu: bool) -> tuple[str, km.KmeansChoice | None]:
@@ -173,19 +157,19 @@ class RagatouillePipeline(Pipeline):
         return choice
 
     def prepare(self, ctx: CellContext) -> None:
-        use_gpu = select_device(ctx.device)
+        use_gpu = colbert_env.select_device(ctx.device)
         self._record_kmeans(ctx, use_gpu)
-        remove_stale_index(self.index_path(ctx), self.options(ctx)["overwrite_index"])
-        ctx.info["extensions"] = warm_extensions(use_gpu)
+        colbert_env.remove_stale_index(self.index_path(ctx), self.options(ctx)["overwrite_index"])
+        ctx.info["extensions"] = colbert_env.warm_extensions(use_gpu)
 
     def run(self, ctx: CellContext) -> None:
         from colbert.indexing.collection_indexer import CollectionIndexer
         from ragatouille import RAGPretrainedModel
 
         opts = self.options(ctx)
-        use_gpu = select_device(ctx.device)
+        use_gpu = colbert_env.select_device(ctx.device)
         choice = self._record_kmeans(ctx, use_gpu)
-        before = set(loaded_extension_classes())
+        before = set(colbert_env.loaded_extension_classes())
         # PLAIDModelIndex.build replaces CollectionIndexer._train_kmeans on the class and never puts it
         # back; restore it so later code in this process (tests) gets colbert's own k-means.
         train_kmeans = CollectionIndexer._train_kmeans
@@ -215,4 +199,4 @@ class RagatouillePipeline(Pipeline):
             if run_context is not None:
                 run_context.__exit__(None, None, None)
 
-        record_index(ctx, Path(index_path), before)
+        colbert_env.record_index(ctx, Path(index_path), before)
