@@ -333,7 +333,7 @@ def test_hf_local_parquet_folder(tmp_path):
     folder = tmp_path / "genomics"
     folder.mkdir()
     _write(folder / "test.parquet", "parquet", ROWS)
-    spec = {"source": "hf", "path": str(folder)}  # DAPR field defaults: split test, text, _id
+    spec = {"source": "hf", "path": str(folder), "split": "test", "id_field": "_id"}  # DAPR's split and ids
     check(spec)
     assert available(spec) == 40
     ids, texts = read_slice(materialize(spec, 30, tmp_path / "cache"), 30)
@@ -352,13 +352,13 @@ def test_hf_packaged_builder_with_data_files_and_save_to_disk(tmp_path):
     import datasets
 
     data = _write(tmp_path / "rows.jsonl", "jsonl", ROWS)
-    spec = {"source": "hf", "path": "json", "data_files": {"test": str(data)}, "id_field": "_id"}
+    spec = {"source": "hf", "path": "json", "data_files": {"test": str(data)}, "split": "test", "id_field": "_id"}
     check(spec)
     assert read_slice(materialize(spec, 4, tmp_path / "cache"), 4)[0] == ["doc-0", "doc-1", "doc-2", "doc-3"]
 
     saved = tmp_path / "saved"
     datasets.DatasetDict({"test": datasets.Dataset.from_list(ROWS)}).save_to_disk(str(saved))
-    spec = {"source": "hf", "path": str(saved)}
+    spec = {"source": "hf", "path": str(saved), "split": "test"}
     check(spec)
     assert available(spec) == 40
     assert read_slice(materialize(spec, 40, tmp_path / "cache"), 40)[1] == [r["text"] for r in ROWS]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -87,10 +88,31 @@ def test_interpreter_that_does_not_exist(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_unknown_size_filter(tmp_path):
-    proc = run(tmp_path, BASE + "pipelines:\n" + GOOD_PIPELINE, "--sizes", "30")
+def test_sizes_the_scenario_does_not_list_run_and_are_recorded_and_resumed(tmp_path):
+    proc = run(tmp_path, BASE + "pipelines:\n" + GOOD_PIPELINE, "--sizes", "0.03k,15")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = (tmp_path / "results" / "bad").iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["sizes"] == [15, 30]
+    assert [(c["id"], c["status"]) for c in manifest["cells"]] == [("a__15__r0", "done"), ("a__30__r0", "done")]
+    # An interrupted cell: --resume (no --sizes) finishes it and runs neither the scenario's size 20 nor more.
+    manifest["cells"][1]["status"] = "interrupted"
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    proc = run(tmp_path, BASE + "pipelines:\n" + GOOD_PIPELINE, "--resume", str(run_dir))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "resuming: 1 cells already finished, 1 to run" in proc.stdout
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["sizes"] == [15, 30]
+    assert [(c["id"], c["status"]) for c in manifest["cells"]] == [("a__15__r0", "done"), ("a__30__r0", "done")]
+
+
+def test_unknown_pipeline_filter_and_bad_size(tmp_path):
+    proc = run(tmp_path, BASE + "pipelines:\n" + GOOD_PIPELINE, "--pipelines", "b")
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "error: unknown size: 30 (the scenario has: 20)"
+    assert proc.stderr.strip() == "error: unknown pipeline: b (the scenario has: a)"
+    proc = run(tmp_path, BASE + "pipelines:\n" + GOOD_PIPELINE, "--sizes", "2q")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --sizes: "), proc.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_dry_run_runs_nothing(tmp_path):

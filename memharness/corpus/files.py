@@ -14,6 +14,8 @@ from typing import IO
 from memharness.corpus.errors import CorpusError
 from memharness.corpus.jsonl import chunked
 
+# The source's fields and their defaults, the only copy (the scenario schema reads them from here);
+# `path` (None here) is required.
 DEFAULTS: dict = {"source": "file", "path": None, "format": "auto", "text_field": "text", "id_field": None}
 FORMATS = ("jsonl", "parquet", "csv", "tsv", "txt")
 EXTENSIONS = {

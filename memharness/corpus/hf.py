@@ -14,9 +14,12 @@ from memharness.corpus.jsonl import BATCH, encode
 
 DAPR_PATH = "UKPLab/dapr"
 DAPR_NAME = "Genomics-corpus"
+# The source's fields and their defaults, the only copy: the scenario schema (memharness.scenario.schema)
+# reads them from here (a scenario must give `path`). `split` "train" and `id_field` None (number the
+# records) are what every run so far used: the schema filled them in before this module saw the spec.
 DEFAULTS: dict = {
-    "source": "hf", "path": DAPR_PATH, "name": None, "split": "test", "text_field": "text",
-    "id_field": "_id", "revision": None, "data_files": None,
+    "source": "hf", "path": DAPR_PATH, "name": None, "split": "train", "text_field": "text",
+    "id_field": None, "revision": None, "data_files": None,
 }
 OFFLINE_SCENARIO = "scenarios/quickstart.yaml"
 PACKAGED_BUILDERS = {"arrow", "csv", "json", "pandas", "parquet", "text"}

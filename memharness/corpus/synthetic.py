@@ -21,6 +21,8 @@ GENERATOR_VERSION = 1
 CHUNK = 2048
 ID_PREFIX = "syn-"
 
+# The source's fields and their defaults, the only copy (the scenario schema reads them from here;
+# `lengths` None means the defaults of memharness.corpus.lengths).
 DEFAULTS: dict = {"source": "synthetic", "seed": 0, "records": None, "vocab": "minilm", "lengths": None}
 
 # Punctuation glued to a word ("cell," / "cell."): each mark is one more token, as in real text.

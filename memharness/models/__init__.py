@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from memharness.core.atomic import read_json, write_json
+from memharness.core.atomic import write_json
+from memharness.errors import MemharnessError
 from memharness.models.recipes import BUILTINS, Recipe
 
 PREFIX = "builtin:"
@@ -25,7 +26,7 @@ MARKER = "memharness-model.json"
 __all__ = ["BUILTINS", "MARKER", "ModelSpecError", "Recipe", "builtin_path", "is_builtin", "resolve"]
 
 
-class ModelSpecError(ValueError):
+class ModelSpecError(MemharnessError, ValueError):
     """The model spec names no builtin, no existing path and does not look like a hub id."""
 
 
@@ -101,8 +102,3 @@ def resolve(spec: str, cache_dir: Path) -> str:
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1 or not spec.strip():
         raise ModelSpecError(f"model {spec!r} is neither an existing path nor a hub id (owner/name)")
     return spec
-
-
-def build_info(path: Path) -> dict | None:
-    """The marker a builtin build leaves (recipe, hash inputs, build time), or None for other models."""
-    return read_json(Path(path) / MARKER)

@@ -20,12 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memharness.errors import MemharnessError
 from memharness.models.recipes import SOURCE_DIR_ENV, SOURCE_DISTRIBUTION, SOURCE_PACKAGE, Recipe
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
-class ModelBuildError(RuntimeError):
+class ModelBuildError(MemharnessError, RuntimeError):
     """A builtin checkpoint cannot be built here (missing package or files)."""
 
 

@@ -9,10 +9,15 @@ during `prepare`, so neither the compile nor the first load is charged to the me
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from memharness.errors import MemharnessError
+from memharness.pipelines.base import CellContext, Pipeline
+from memharness.pipelines.options import with_defaults
 
 # (module, class) whose `try_load_torch_extensions(use_gpu)` indexing reaches, and the extension names
 # each loads on CPU / GPU. ColBERT (the base of Checkpoint) loads segmented_maxsim_cpp on CPU only;
@@ -25,7 +30,7 @@ EXTENSION_LOADERS: list[tuple[str, str, dict[bool, list[str]]]] = [
 ]
 
 
-class DeviceError(RuntimeError):
+class DeviceError(MemharnessError, RuntimeError):
     """The requested device cannot be used in this process."""
 
 
@@ -139,3 +144,29 @@ def record_index(ctx, index_path: Path, extensions_before: set[str]) -> None:
     ctx.info["index"] = index_summary(Path(index_path))
     ctx.info["artifacts"] = list_artifacts(Path(index_path))
     ctx.info["extensions_loaded_during_run"] = sorted(set(loaded_extension_classes()) - extensions_before)
+
+
+class ColbertFamilyPipeline(Pipeline):
+    """Base of the kinds built on colbert-ai (`colbert`, `ragatouille`)."""
+
+    @classmethod
+    def options(cls, ctx: CellContext) -> dict[str, Any]:
+        """The options the adapter runs with: the kind's defaults, the scenario's options over them, and
+        `index_name` defaulting to the pipeline's name."""
+        opts = with_defaults(cls.option_set, ctx.options)
+        opts["index_name"] = opts["index_name"] or ctx.pipeline or "index"
+        return opts
+
+    @classmethod
+    def index_path(cls, ctx: CellContext) -> Path:
+        """`<work>/<experiment>/indexes/<index_name>`: colbert's option `experiment`; RAGatouille always uses
+        the experiment "colbert" (ragatouille.models.colbert.ColBERT.index)."""
+        opts = cls.options(ctx)
+        return Path(ctx.workdir) / opts.get("experiment", "colbert") / "indexes" / opts["index_name"]
+
+
+def remove_stale_index(index_path: Path, overwrite: Any) -> None:
+    """An index left by an earlier attempt, removed in `prepare` when the options overwrite it anyway:
+    colbert's overwrite=True sleeps 20 s before deleting old files, which must not land in the measurement."""
+    if index_path.exists() and overwrite is True:
+        shutil.rmtree(index_path)

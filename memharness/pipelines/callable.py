@@ -15,6 +15,7 @@ import importlib
 from typing import Any, ClassVar
 
 from memharness.pipelines.base import CellContext, Pipeline
+from memharness.pipelines.options import Option, OptionSet
 
 _MISSING = object()
 
@@ -43,22 +44,24 @@ def load_function(spec: str):
     return getattr(module, name)
 
 
+# The kind's options: `function` and `prepare`; every other key is passed on to them as given.
+OPTIONS = OptionSet((
+    Option("function", "function", "the function to profile, as package.module:function", required=True),
+    Option("prepare", "function", "called the same way in the cell's prepare phase, left out of the run "
+           "figures; what it returns (when not None) reaches `function` as the keyword argument `prepared`"),
+), open=True)
+
+# No packages of its own: the function's top-level package is added to the fingerprint from `function`.
+PACKAGES: tuple[str, ...] = ()
+
+
 class CallablePipeline(Pipeline):
     kind: ClassVar[str] = "callable"
     default_targets: ClassVar[list[str]] = []
-    packages: ClassVar[list[str]] = []
+    packages: ClassVar[list[str]] = list(PACKAGES)
+    option_set: ClassVar[OptionSet] = OPTIONS
 
-    OWN_OPTIONS: ClassVar[tuple[str, ...]] = ("function", "prepare")
-
-    def validate_options(self, options: dict[str, Any]) -> list[str]:
-        errors = []
-        if "function" not in options:
-            errors.append("callable pipelines need options.function (package.module:function)")
-        for key in self.OWN_OPTIONS:
-            value = options.get(key)
-            if value is not None and (not isinstance(value, str) or ":" not in value):
-                errors.append(f"callable options.{key} must look like package.module:function, got {value!r}")
-        return errors
+    OWN_OPTIONS: ClassVar[tuple[str, ...]] = tuple(OPTIONS.names)
 
     def _options(self, ctx: CellContext) -> dict[str, Any]:
         return {k: v for k, v in ctx.options.items() if k not in self.OWN_OPTIONS}

@@ -11,18 +11,20 @@ harness follows spawned children, but when that worker crashes the parent waits 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, ClassVar
 
 from memharness.pipelines import kmeans as km
 from memharness.pipelines._colbert_env import (
+    ColbertFamilyPipeline,
     loaded_extension_classes,
     record_index,
+    remove_stale_index,
     select_device,
     warm_extensions,
 )
-from memharness.pipelines.base import CellContext, Pipeline
+from memharness.pipelines.base import CellContext
+from memharness.pipelines.options import Option, OptionSet
 
 # The functions the seed study profiled, as dotted paths into colbert-ai 0.2.22, in the seed's order.
 # `__launch` is name-mangled and written as in the source. Checked against 0.2.22: `__sample_pids` and
@@ -56,74 +58,49 @@ EXTRA_TARGETS: list[str] = [
 
 COLBERT_TARGETS: list[str] = SEED_TARGETS + EXTRA_TARGETS
 
-# Options that become ColBERTConfig fields when given (None = the checkpoint's / colbert's default).
+# The packages this kind depends on: their installed versions go into every cell's fingerprint.
+PACKAGES: tuple[str, ...] = ("colbert-ai", "torch", "transformers", "faiss-cpu", "faiss-gpu", "fastkmeans", "numpy")
+
+# Options that become ColBERTConfig fields when set (unset: the checkpoint's / colbert's default).
 CONFIG_OPTIONS = ("nbits", "doc_maxlen", "kmeans_niters", "index_bsize", "dim", "bsize", "query_maxlen")
-DEFAULTS: dict[str, Any] = {
-    "nbits": 2,
-    "doc_maxlen": 256,
-    "kmeans_niters": 4,
-    "nranks": 1,
-    "avoid_fork_if_possible": True,
-    "kmeans": "auto",
-    "experiment": "memharness",
-    "index_name": None,  # default: the pipeline's name
-    "overwrite": True,
-    "verbose": 3,
-    "config": {},  # any other ColBERTConfig fields, passed as given
-}
-INT_OPTIONS = {"nbits", "doc_maxlen", "kmeans_niters", "index_bsize", "dim", "bsize", "query_maxlen",
-               "nranks", "verbose"}
+
+# The kind's options: what `memharness validate` and preflight accept (memharness.pipelines.options).
+OPTIONS = OptionSet((
+    Option("nbits", "int", "bits per residual dimension", default=2, choices=(1, 2, 4, 8)),
+    Option("doc_maxlen", "int", "document tokens kept", default=256, minimum=1),
+    Option("kmeans_niters", "int", "k-means iterations", default=4, minimum=1),
+    Option("index_bsize", "int", "ColBERTConfig.index_bsize (unset: colbert's)", minimum=1),
+    Option("bsize", "int", "ColBERTConfig.bsize (unset: colbert's)", minimum=1),
+    Option("dim", "int", "ColBERTConfig.dim (unset: the checkpoint's)", minimum=1),
+    Option("query_maxlen", "int", "ColBERTConfig.query_maxlen (unset: the checkpoint's)", minimum=1),
+    Option("nranks", "int", "colbert ranks (processes when > 1)", default=1, minimum=1),
+    Option("avoid_fork_if_possible", "bool", "run the indexer in the cell process (put into the RunConfig)",
+           default=True),
+    Option("kmeans", "choice", "which k-means runs (memharness.pipelines.kmeans)", default="auto",
+           choices=km.CHOICES),
+    Option("experiment", "str", "RunConfig.experiment: the folder under work/ the index lands in",
+           default="memharness"),
+    Option("index_name", "str", "Indexer.index(name=...) (unset: the pipeline's name)"),
+    Option("overwrite", "choice", "Indexer.index(overwrite=...), colbert-ai's values", default=True,
+           choices=(True, False, "reuse", "resume", "force_silent_overwrite")),
+    Option("verbose", "int", "Indexer(verbose=...), colbert's verbosity", default=3, minimum=0),
+    Option("config", "mapping", "any other ColBERTConfig fields, passed as given (e.g. {ncells: 2})",
+           default={}),
+))
 
 
-def validate_common(options: dict[str, Any], known: set[str], ints: set[str]) -> list[str]:
-    errors = [f"unknown option {key!r}; known: {', '.join(sorted(known))}" for key in options if key not in known]
-    for key in sorted(ints & options.keys()):
-        value = options[key]
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            errors.append(f"option {key!r} must be a non-negative integer, got {value!r}")
-    if "kmeans" in options and options["kmeans"] not in km.CHOICES:
-        errors.append(f"option 'kmeans' must be one of {', '.join(km.CHOICES)}, got {options['kmeans']!r}")
-    return errors
-
-
-class ColbertPipeline(Pipeline):
+class ColbertPipeline(ColbertFamilyPipeline):
     kind: ClassVar[str] = "colbert"
     default_targets: ClassVar[list[str]] = COLBERT_TARGETS
-    packages: ClassVar[list[str]] = [
-        "colbert-ai", "torch", "transformers", "faiss-cpu", "faiss-gpu", "fastkmeans", "numpy",
-    ]
-
-    def validate_options(self, options: dict[str, Any]) -> list[str]:
-        errors = validate_common(options, set(DEFAULTS) | set(CONFIG_OPTIONS), INT_OPTIONS)
-        if options.get("nbits") not in (None, 1, 2, 4, 8):
-            errors.append(f"option 'nbits' must be 1, 2, 4 or 8, got {options['nbits']!r}")
-        if not isinstance(options.get("config", {}), dict):
-            errors.append("option 'config' must be a mapping of ColBERTConfig fields")
-        overwrite = options.get("overwrite", True)
-        if overwrite not in (True, False, "reuse", "resume", "force_silent_overwrite"):
-            errors.append(f"option 'overwrite' has colbert-ai's values True/False/reuse/resume, got {overwrite!r}")
-        return errors
-
-    @staticmethod
-    def options(ctx: CellContext) -> dict[str, Any]:
-        opts = {**DEFAULTS, **ctx.options}
-        opts["index_name"] = opts["index_name"] or ctx.pipeline or "index"
-        return opts
-
-    @staticmethod
-    def index_path(ctx: CellContext) -> Path:
-        opts = ColbertPipeline.options(ctx)
-        return Path(ctx.workdir) / opts["experiment"] / "indexes" / opts["index_name"]
+    packages: ClassVar[list[str]] = list(PACKAGES)
+    option_set: ClassVar[OptionSet] = OPTIONS
 
     def prepare(self, ctx: CellContext) -> None:
         opts = self.options(ctx)
         use_gpu = select_device(ctx.device)
         choice = km.choose(opts["kmeans"], use_gpu)  # fails here, before any indexing, when unusable
         ctx.info["kmeans"] = choice.info()
-        stale = self.index_path(ctx)
-        if stale.exists() and opts["overwrite"] is True:
-            # colbert's overwrite=True sleeps 20 s before deleting old files: do it outside the measurement.
-            shutil.rmtree(stale)
+        remove_stale_index(self.index_path(ctx), opts["overwrite"])
         ctx.info["extensions"] = warm_extensions(use_gpu)
 
     def run(self, ctx: CellContext) -> None:

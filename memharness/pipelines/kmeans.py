@@ -27,12 +27,14 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from memharness.errors import MemharnessError
+
 CHOICES = ("auto", "faiss", "faiss-cpu", "fastkmeans")
 CALL_SITE = "colbert.indexing.collection_indexer"
 FAISS_DISTRIBUTIONS = ("faiss-gpu-cu12", "faiss-gpu-cu11", "faiss-gpu", "faiss-cpu", "faiss")
 
 
-class KmeansUnavailable(RuntimeError):
+class KmeansUnavailable(MemharnessError, RuntimeError):
     """The requested k-means backend cannot run on this host/device."""
 
 

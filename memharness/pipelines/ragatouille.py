@@ -20,22 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import shutil
 import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 from memharness.core import tracker
+from memharness.pipelines import _colbert_env as colbert_env
 from memharness.pipelines import kmeans as km
-from memharness.pipelines._colbert_env import (
-    loaded_extension_classes,
-    record_index,
-    select_device,
-    warm_extensions,
-)
-from memharness.pipelines.base import CellContext, Pipeline
-from memharness.pipelines.colbert import COLBERT_TARGETS, validate_common
+from memharness.pipelines.base import CellContext
+from memharness.pipelines.colbert import COLBERT_TARGETS
+from memharness.pipelines.options import Option, OptionSet
 
 # The seed's RAGatouille table as dotted paths into ragatouille 0.0.9.post2. The seed names files where
 # the calls are made: "RAGPretrainedModel.py | model.index" is `ragatouille.models.colbert.ColBERT.index`;
@@ -61,18 +56,28 @@ EXTRA_TARGETS: list[str] = [
 
 RAGATOUILLE_TARGETS: list[str] = SEED_TARGETS + EXTRA_TARGETS + COLBERT_TARGETS
 
-DEFAULTS: dict[str, Any] = {
-    "use_faiss": False,  # RAGatouille's default, as in the seed's main runs
-    "split_documents": False,
-    "max_document_length": 256,
-    "bsize": 32,
-    "index_name": None,  # default: the pipeline's name
-    "overwrite_index": True,
-    "n_gpu": -1,
-    "verbose": 1,
-    "kmeans": "auto",  # applies where RAGatouille uses faiss (see memharness.pipelines.kmeans)
-}
-INT_OPTIONS = {"max_document_length", "bsize", "verbose"}
+# The packages this kind depends on: their installed versions go into every cell's fingerprint.
+PACKAGES: tuple[str, ...] = ("ragatouille", "colbert-ai", "torch", "transformers", "faiss-cpu", "faiss-gpu",
+                             "fast-pytorch-kmeans", "fastkmeans", "langchain", "numpy")
+
+# The kind's options: what `memharness validate` and preflight accept (memharness.pipelines.options).
+# `overwrite_index` goes to colbert's Indexer.index(overwrite=...) unchanged, so it takes colbert's values.
+OPTIONS = OptionSet((
+    Option("use_faiss", "bool", "RAGPretrainedModel.index(use_faiss=...); RAGatouille's default false",
+           default=False),
+    Option("split_documents", "bool", "false so that size N means N documents (RAGatouille's own default "
+           "splits them)", default=False, record_default=True),
+    Option("max_document_length", "int", "becomes colbert's doc_maxlen", default=256, minimum=1),
+    Option("bsize", "int", "encoding batch size", default=32, minimum=1),
+    Option("index_name", "str", "RAGPretrainedModel.index(index_name=...) (unset: the pipeline's name)"),
+    Option("overwrite_index", "choice", "RAGPretrainedModel.index(overwrite_index=...), colbert-ai's values",
+           default=True, choices=(True, False, "reuse", "resume", "force_silent_overwrite")),
+    Option("n_gpu", "int", "RAGPretrainedModel.from_pretrained(n_gpu=...): -1 all GPUs (1 rank on CPU), "
+           "or a count", default=-1, minimum=-1),
+    Option("verbose", "int", "RAGPretrainedModel.from_pretrained(verbose=...)", default=1, minimum=0),
+    Option("kmeans", "choice", "which k-means runs where RAGatouille uses faiss (memharness.pipelines.kmeans)",
+           default="auto", choices=km.CHOICES),
+))
 PYTORCH_KMEANS_LIMIT = 75_000  # PLAIDModelIndex.build: below this many documents use_faiss=False means PyTorch
 FAISS_CPU_SLEEP_SITE = "ragatouille.models.index"  # PLAIDModelIndex.build calls time.sleep(5) through this module
 SLEEP_LABEL = "ragatouille.models.index.PLAIDModelIndex.build.time.sleep"
@@ -118,34 +123,11 @@ def sleeps_recorded(seen: list[float]) -> Iterator[None]:
         module.time = real
 
 
-class RagatouillePipeline(Pipeline):
+class RagatouillePipeline(colbert_env.ColbertFamilyPipeline):
     kind: ClassVar[str] = "ragatouille"
     default_targets: ClassVar[list[str]] = RAGATOUILLE_TARGETS
-    packages: ClassVar[list[str]] = [
-        "ragatouille", "colbert-ai", "torch", "transformers", "faiss-cpu", "faiss-gpu", "fast-pytorch-kmeans",
-        "fastkmeans", "langchain", "numpy",
-    ]
-
-    def validate_options(self, options: dict[str, Any]) -> list[str]:
-        errors = validate_common(options, set(DEFAULTS), INT_OPTIONS)
-        for key in ("use_faiss", "split_documents"):
-            if key in options and not isinstance(options[key], bool):
-                errors.append(f"option {key!r} must be true or false, got {options[key]!r}")
-        n_gpu = options.get("n_gpu", -1)
-        if isinstance(n_gpu, bool) or not isinstance(n_gpu, int) or n_gpu < -1:
-            errors.append(f"option 'n_gpu' must be -1 (all) or a count, got {n_gpu!r}")
-        return errors
-
-    @staticmethod
-    def options(ctx: CellContext) -> dict[str, Any]:
-        opts = {**DEFAULTS, **ctx.options}
-        opts["index_name"] = opts["index_name"] or ctx.pipeline or "index"
-        return opts
-
-    @staticmethod
-    def index_path(ctx: CellContext) -> Path:
-        # ragatouille.models.colbert.ColBERT.index: <index_root>/<experiment "colbert">/indexes/<name>
-        return Path(ctx.workdir) / "colbert" / "indexes" / RagatouillePipeline.options(ctx)["index_name"]
+    packages: ClassVar[list[str]] = list(PACKAGES)
+    option_set: ClassVar[OptionSet] = OPTIONS
 
     @staticmethod
     def kmeans_plan(ctx: CellContext, use_gpu: bool) -> tuple[str, km.KmeansChoice | None]:
@@ -175,21 +157,19 @@ class RagatouillePipeline(Pipeline):
         return choice
 
     def prepare(self, ctx: CellContext) -> None:
-        use_gpu = select_device(ctx.device)
+        use_gpu = colbert_env.select_device(ctx.device)
         self._record_kmeans(ctx, use_gpu)
-        stale = self.index_path(ctx)
-        if stale.exists() and self.options(ctx)["overwrite_index"] is True:
-            shutil.rmtree(stale)  # colbert's overwrite=True would sleep 20 s inside the measurement
-        ctx.info["extensions"] = warm_extensions(use_gpu)
+        colbert_env.remove_stale_index(self.index_path(ctx), self.options(ctx)["overwrite_index"])
+        ctx.info["extensions"] = colbert_env.warm_extensions(use_gpu)
 
     def run(self, ctx: CellContext) -> None:
         from colbert.indexing.collection_indexer import CollectionIndexer
         from ragatouille import RAGPretrainedModel
 
         opts = self.options(ctx)
-        use_gpu = select_device(ctx.device)
+        use_gpu = colbert_env.select_device(ctx.device)
         choice = self._record_kmeans(ctx, use_gpu)
-        before = set(loaded_extension_classes())
+        before = set(colbert_env.loaded_extension_classes())
         # PLAIDModelIndex.build replaces CollectionIndexer._train_kmeans on the class and never puts it
         # back; restore it so later code in this process (tests) gets colbert's own k-means.
         train_kmeans = CollectionIndexer._train_kmeans
@@ -219,4 +199,4 @@ class RagatouillePipeline(Pipeline):
             if run_context is not None:
                 run_context.__exit__(None, None, None)
 
-        record_index(ctx, Path(index_path), before)
+        colbert_env.record_index(ctx, Path(index_path), before)

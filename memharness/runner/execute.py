@@ -135,6 +135,8 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         if resumed is None:
             return 2, None
         manifest, changes = resumed
+        if req.sizes is None and manifest.data.get("sizes"):  # finish the run with the sizes it started with
+            plans = expand(scenario, manifest.data["sizes"], req.pipelines, req.repeats)
     output = Path(scenario.output)
     say(f"scenario {scenario.name}: {len(plans)} cells")
     if req.dry_run:
@@ -155,6 +157,13 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         return _run_cells(req, console, stops, hold, scenario, plans, pre, manifest, changes)
 
 
+def _record_sizes(manifest: Manifest) -> None:
+    """The manifest's `sizes`: the sizes of its cells (`--sizes` may name sizes the scenario does not list);
+    `--resume` without `--sizes` runs these."""
+    manifest.data["sizes"] = sorted({c["size"] for c in manifest.data["cells"]})
+    manifest.save()
+
+
 def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan], manifest: Manifest | None,
                      changes: list[str], hold: Callable[[RunLock], None],
                      say: Callable[[str], None]) -> Manifest | int:
@@ -171,7 +180,9 @@ def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan],
         lock.acquire()
         hold(lock)
         try:
-            return Manifest.create(run_dir, scenario, req.scenario_path.read_text(encoding="utf-8"), plans)
+            manifest = Manifest.create(run_dir, scenario, req.scenario_path.read_text(encoding="utf-8"), plans)
+            _record_sizes(manifest)
+            return manifest
         except OSError as exc:
             lock.release()
             shutil.rmtree(run_dir, ignore_errors=True)  # nothing ran: leave no half-made run folder
@@ -185,7 +196,7 @@ def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan],
         say(f"scenario changed since the run started (--force): the remaining cells run under revision {rev}, "
             f"kept in {run_dir / f'scenario.r{rev}.yaml'}")
     manifest.add_cells(plans)
-    manifest.save()
+    _record_sizes(manifest)
     return manifest
 
 

@@ -39,8 +39,12 @@ def _pick(values: list, chosen: list | None, what: str, fmt=str) -> list:
 
 def expand(scenario: Scenario, sizes: list[int] | None = None, pipelines: list[str] | None = None,
            repeats: int | None = None) -> list[CellPlan]:
-    """Cells in run order: smallest size first; at each size the repeats, each running every pipeline."""
-    chosen_sizes = _pick(sorted(scenario.sizes), sizes, "size", format_size)
+    """Cells in run order: smallest size first; at each size the repeats, each running every pipeline.
+
+    `sizes` (from `--sizes`) replace the scenario's sizes and need not be among them."""
+    if sizes is not None and any(isinstance(s, bool) or not isinstance(s, int) or s <= 0 for s in sizes):
+        raise ValueError(f"sizes must be positive integers, got {sizes!r}")
+    chosen_sizes = sorted(set(sizes)) if sizes else sorted(scenario.sizes)
     names = [p.name for p in scenario.pipelines]
     chosen_names = _pick(names, pipelines, "pipeline")
     n_repeats = repeats if repeats is not None else scenario.repeats

@@ -76,7 +76,11 @@ def probe_all(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     results = [probe(r) for r in requests]
     packages = [p for r in results for p in r.pop("packages")]
-    fp = fingerprint.collect(packages)
+    paths = [p for req, r in zip(requests, results, strict=True)
+             for p in [*r["default_targets"], *req.get("targets", []), *req.get("line_profile", []),
+                       *[str(v) for k, v in req.get("options", {}).items()
+                         if req.get("kind") == "callable" and k in ("function", "prepare") and v]]]
+    fp = fingerprint.collect(packages, fingerprint.top_level_modules(paths))
     cuda = bool((fp.get("torch") or {}).get("cuda_available"))
     for r in results:
         r["fingerprint"] = fp

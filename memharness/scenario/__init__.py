@@ -6,7 +6,6 @@ scenario = load("scenarios/quickstart.yaml")   # raises ScenarioError listing ev
 
 from memharness.scenario.errors import ScenarioError, ScenarioIssue
 from memharness.scenario.loader import load, load_text
-from memharness.scenario.options import KIND_OPTIONS
 from memharness.scenario.schema import (
     FileCorpus,
     HFCorpus,
@@ -18,7 +17,6 @@ from memharness.scenario.schema import (
 from memharness.scenario.units import format_size, parse_duration, parse_memory, parse_size
 
 __all__ = [
-    "KIND_OPTIONS",
     "FileCorpus",
     "HFCorpus",
     "Lengths",

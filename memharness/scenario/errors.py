@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
+
+from memharness.errors import MemharnessError
+from memharness.pipelines.options import describe, did_you_mean  # the words of every message
 
 Loc = tuple[str | int, ...]
 
@@ -25,7 +27,7 @@ class ScenarioIssue(NamedTuple):
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class ScenarioError(Exception):
+class ScenarioError(MemharnessError):
     """A scenario file that cannot be used; `str()` is one `FILE:LINE: field.path: message` line per issue."""
 
     def __init__(self, filename: str, errors: Sequence[ScenarioIssue]):
@@ -47,42 +49,6 @@ class LocatedErrors(ValueError):
     def __init__(self, items: Iterable[tuple[Loc, str]]):
         self.items = [(tuple(loc), message) for loc, message in items]
         super().__init__("; ".join(message for _, message in self.items))
-
-
-def did_you_mean(word: str, choices: Iterable[str]) -> str:
-    """Return "; did you mean 'x'?" when a choice is close to `word`, else an empty string."""
-    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def yaml_type(value: Any) -> str:
-    """The YAML word for a Python value's type, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, (list, tuple)):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return type(value).__name__
-
-
-def describe(value: Any) -> str:
-    """'string 'abc'' / 'integer 3' / 'a list' for messages."""
-    if isinstance(value, (list, tuple, dict)):
-        return f"a {yaml_type(value)}"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"boolean {str(value).lower()}"
-    return f"{yaml_type(value)} {value!r}"
 
 
 def format_path(loc: Loc) -> str:

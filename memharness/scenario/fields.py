@@ -7,17 +7,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, WithJsonSchema
 
+from memharness.models.recipes import BUILTINS
+from memharness.pipelines.options import IDENTIFIER
 from memharness.scenario.errors import describe, did_you_mean
 from memharness.scenario.units import parse_duration, parse_memory, parse_size
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
-IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 DOTTED_PATTERN = rf"^{IDENTIFIER}(\.{IDENTIFIER})+$"
-FUNCTION_PATTERN = rf"^{IDENTIFIER}(\.{IDENTIFIER})*:{IDENTIFIER}(\.{IDENTIFIER})*$"
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-# Checkpoints that memharness.models builds offline; `builtin:NAME` in `model` must name one of them.
-BUILTIN_MODELS = ("minilm", "tiny", "colbert-small-random")
+# Checkpoints that memharness.models builds offline (its recipes); `builtin:NAME` must name one of them.
+BUILTIN_MODELS = tuple(BUILTINS)
 
 
 class StrictModel(BaseModel):
@@ -32,30 +32,27 @@ def require_string(value: Any) -> str:
     return value
 
 
-def check_name(value: Any) -> str:
-    text = require_string(value)
-    if not re.match(NAME_PATTERN, text):
-        raise ValueError(
-            f"invalid name {text!r}: use letters, digits, '_', '.' and '-', starting with a letter or digit"
-        )
-    return text
+def _matching(pattern: str, complaint: str):
+    """A check that the value is a string matching `pattern`; `complaint` is formatted with the text."""
+
+    def check(value: Any) -> str:
+        text = require_string(value)
+        if not re.match(pattern, text):
+            raise ValueError(complaint.format(text=text))
+        return text
+
+    return check
 
 
-def check_dotted(value: Any) -> str:
-    text = require_string(value)
-    if not re.match(DOTTED_PATTERN, text):
-        raise ValueError(
-            f"invalid target {text!r}: expected a dotted path of identifiers with at least two parts, "
-            "such as package.module.function or package.module.Class.method"
-        )
-    return text
-
-
-def check_function(value: Any) -> str:
-    text = require_string(value)
-    if not re.match(FUNCTION_PATTERN, text):
-        raise ValueError(f"invalid function {text!r}: expected package.module:function")
-    return text
+check_name = _matching(
+    NAME_PATTERN,
+    "invalid name {text!r}: use letters, digits, '_', '.' and '-', starting with a letter or digit",
+)
+check_dotted = _matching(
+    DOTTED_PATTERN,
+    "invalid target {text!r}: expected a dotted path of identifiers with at least two parts, "
+    "such as package.module.function or package.module.Class.method",
+)
 
 
 def check_model(value: Any) -> str:
@@ -113,9 +110,6 @@ Name = Annotated[
 ]
 DottedPath = Annotated[
     str, BeforeValidator(check_dotted), WithJsonSchema({"type": "string", "pattern": DOTTED_PATTERN})
-]
-FunctionRef = Annotated[
-    str, BeforeValidator(check_function), WithJsonSchema({"type": "string", "pattern": FUNCTION_PATTERN})
 ]
 ModelRef = Annotated[
     str,

@@ -1,92 +1,35 @@
-"""Kind-specific `options` of pipelines: one model per kind, in one table (`KIND_OPTIONS`).
+"""Kind-specific `options` of pipelines, checked against the kind's own table.
 
-A kind of `memharness.pipelines.registry.KINDS` without an entry here takes any options mapping.
-Defaults written here (e.g. ragatouille's `split_documents: false`) are filled into the validated
-options, so the run manifest shows what the adapter was given.
+Each kind declares its options as plain data next to its code (`OPTIONS` in memharness/pipelines/<kind>.py,
+see memharness/pipelines/options.py); this module only applies that table, with the same check preflight
+runs in the pipeline's interpreter, and derives the JSON Schema from it. A kind without a table takes any
+options mapping. For `callable`, `function` is called as `function(ids, texts, options, workdir)` (see
+memharness/pipelines/callable.py).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictBool, ValidationError, WithJsonSchema
-
-from memharness.scenario.errors import Loc, describe, translate
-from memharness.scenario.fields import FunctionRef, PositiveInt, StrictModel
-
-KMeans = Literal["faiss", "fastkmeans", "auto"]
+from memharness.pipelines.options import check, json_schema
+from memharness.pipelines.registry import option_set
+from memharness.scenario.errors import Loc
 
 
-def _check_nbits(value: Any) -> int:
-    if isinstance(value, bool) or value not in (1, 2, 4, 8) or not isinstance(value, int):
-        raise ValueError(f"expected one of 1, 2, 4 or 8, got {describe(value)}")
-    return value
-
-
-NBits = Annotated[
-    int, BeforeValidator(_check_nbits), WithJsonSchema({"type": "integer", "enum": [1, 2, 4, 8]})
-]
-
-
-class CallableOptions(BaseModel):
-    """`function` is called as function(ctx); every other key is passed on to it in `ctx.options`.
-    `prepare` (optional) is called the same way in the cell's prepare phase, left out of run figures."""
-
-    model_config = ConfigDict(extra="allow")
-
-    function: FunctionRef
-    prepare: FunctionRef | None = None
-
-
-class ColbertOptions(StrictModel):
-    """Fields of colbert-ai's ColBERTConfig / RunConfig that a scenario may set; unset = library default."""
-
-    nbits: NBits | None = None
-    doc_maxlen: PositiveInt | None = None
-    query_maxlen: PositiveInt | None = None
-    kmeans_niters: PositiveInt | None = None
-    index_bsize: PositiveInt | None = None
-    bsize: PositiveInt | None = None
-    dim: PositiveInt | None = None
-    nranks: PositiveInt | None = None
-    avoid_fork_if_possible: StrictBool | None = None
-    kmeans: KMeans | None = None
-    checkpoint_config: dict[str, Any] | None = None
-
-
-class RagatouilleOptions(StrictModel):
-    """Arguments of RAGPretrainedModel.index; `split_documents` defaults to false so size N = N documents."""
-
-    use_faiss: StrictBool | None = None
-    split_documents: StrictBool = False
-    max_document_length: PositiveInt | None = None
-    bsize: PositiveInt | None = None
-    index_name: str | None = None
-    kmeans: KMeans | None = None
-
-
-KIND_OPTIONS: dict[str, type[BaseModel]] = {
-    "callable": CallableOptions,
-    "colbert": ColbertOptions,
-    "ragatouille": RagatouilleOptions,
-}
+def options_json_schema(kind: str) -> dict[str, Any]:
+    spec = option_set(kind)
+    return json_schema(spec) if spec is not None else {"type": "object"}
 
 
 def validate_options(kind: str, options: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[Loc, str]]]:
-    """Check `options` for `kind`: (normalised options, [(location inside options, message)])."""
-    model = KIND_OPTIONS.get(kind)
-    if model is None:
+    """Check `options` for `kind`: (normalised options, [(location inside options, message)]).
+
+    Normalised: unset (null) options dropped, and the defaults the kind records (e.g. ragatouille's
+    `split_documents: false`) filled in, so the run manifest shows what the adapter was given."""
+    spec = option_set(kind)
+    if spec is None:
         return dict(options), []
-    try:
-        validated = model.model_validate(options)
-    except ValidationError as exc:
-        issues = translate(exc, model)
-        if model is CallableOptions:
-            issues = [
-                (loc, f"{msg} (the function to profile, as package.module:function)")
-                if loc == ("function",) and msg == "required field is missing"
-                else (loc, msg)
-                for loc, msg in issues
-            ]
-        return dict(options), issues
-    return validated.model_dump(exclude_none=True), []
+    normalised, issues = check(spec, options)
+    if issues:
+        return dict(options), [((key,) if key else (), message) for key, message in issues]
+    return normalised, []

@@ -1,4 +1,8 @@
-"""The scenario file schema (pydantic v2). Defaults live here and only here.
+"""The scenario file schema (pydantic v2).
+
+Defaults of the scenario's own fields live here. The defaults of a corpus source's fields come from the
+source's module (`DEFAULTS` in memharness/corpus/{synthetic,hf,files}.py, `DEFAULT_LENGTHS` in lengths.py)
+and a pipeline kind's options from the kind's module (`OPTIONS`, checked in scenario/options.py).
 
 The validated model holds parsed values: sizes as ints, durations as float seconds, memory as int bytes,
 pipeline options normalised per kind. `Scenario.model_dump()` is the dict that goes into the manifest,
@@ -10,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,6 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from memharness.corpus import files as file_source
+from memharness.corpus import hf as hf_source
+from memharness.corpus import synthetic as synthetic_source
+from memharness.corpus.lengths import DEFAULT_LENGTHS, DISTRIBUTIONS
 from memharness.pipelines.registry import KINDS
 from memharness.scenario.errors import LocatedErrors, describe, did_you_mean, format_path
 from memharness.scenario.fields import (
@@ -41,7 +48,7 @@ from memharness.scenario.fields import (
     StrictModel,
     require_string,
 )
-from memharness.scenario.options import KIND_OPTIONS, validate_options
+from memharness.scenario.options import options_json_schema, validate_options
 from memharness.scenario.units import format_size
 
 SAMPLE_INTERVAL_MIN = 0.001
@@ -53,11 +60,11 @@ SAMPLE_INTERVAL_MAX = 60.0
 class Lengths(StrictModel):
     """Passage length distribution of the synthetic corpus, in words."""
 
-    distribution: Literal["lognormal", "normal", "uniform", "fixed"] = "lognormal"
-    median_words: Annotated[StrictFloat, Field(gt=0)] = 100.0
-    sigma: Annotated[StrictFloat, Field(ge=0)] = 0.7
-    min_words: PositiveInt = 8
-    max_words: PositiveInt = 1000
+    distribution: Literal[DISTRIBUTIONS] = DEFAULT_LENGTHS["distribution"]  # type: ignore[valid-type]
+    median_words: Annotated[StrictFloat, Field(gt=0)] = float(DEFAULT_LENGTHS["median_words"])
+    sigma: Annotated[StrictFloat, Field(ge=0)] = float(DEFAULT_LENGTHS["sigma"])
+    min_words: PositiveInt = DEFAULT_LENGTHS["min_words"]
+    max_words: PositiveInt = DEFAULT_LENGTHS["max_words"]
 
     @model_validator(mode="after")
     def _bounds(self) -> Lengths:
@@ -72,9 +79,9 @@ class SyntheticCorpus(StrictModel):
     """Deterministic passages from a seed, words from a tokenizer vocabulary."""
 
     source: Literal["synthetic"]
-    seed: Annotated[StrictInt, Field(ge=0)] = 0
-    records: Size | None = None
-    vocab: Annotated[str, Field(min_length=1)] = "minilm"
+    seed: Annotated[StrictInt, Field(ge=0)] = synthetic_source.DEFAULTS["seed"]
+    records: Size | None = synthetic_source.DEFAULTS["records"]
+    vocab: Annotated[str, Field(min_length=1)] = synthetic_source.DEFAULTS["vocab"]
     lengths: Lengths = Field(default_factory=Lengths)
 
 
@@ -106,12 +113,12 @@ class HFCorpus(StrictModel):
 
     source: Literal["hf"]
     path: Annotated[str, Field(min_length=1)]
-    name: str | None = None
-    split: str = "train"
-    text_field: str = "text"
-    id_field: str | None = None
-    revision: str | None = None
-    data_files: DataFiles | None = None
+    name: str | None = hf_source.DEFAULTS["name"]
+    split: str = hf_source.DEFAULTS["split"]
+    text_field: str = hf_source.DEFAULTS["text_field"]
+    id_field: str | None = hf_source.DEFAULTS["id_field"]
+    revision: str | None = hf_source.DEFAULTS["revision"]
+    data_files: DataFiles | None = hf_source.DEFAULTS["data_files"]
 
 
 class FileCorpus(StrictModel):
@@ -119,9 +126,9 @@ class FileCorpus(StrictModel):
 
     source: Literal["file"]
     path: Annotated[str, Field(min_length=1)]  # relative: to the scenario file's folder (runner/preflight.py)
-    format: Literal["auto", "jsonl", "parquet", "csv", "tsv", "txt"] = "auto"
-    text_field: str = "text"
-    id_field: str | None = None
+    format: Literal[("auto", *file_source.FORMATS)] = file_source.DEFAULTS["format"]  # type: ignore[valid-type]
+    text_field: str = file_source.DEFAULTS["text_field"]
+    id_field: str | None = file_source.DEFAULTS["id_field"]
 
 
 Corpus = Annotated[SyntheticCorpus | HFCorpus | FileCorpus, Field(discriminator="source")]
@@ -157,9 +164,9 @@ def _options_schema() -> dict[str, Any]:
         "allOf": [
             {
                 "if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
-                "then": {"properties": {"options": model.model_json_schema()}},
+                "then": {"properties": {"options": options_json_schema(kind)}},
             }
-            for kind, model in KIND_OPTIONS.items()
+            for kind in KINDS
         ]
     }
 
@@ -325,7 +332,3 @@ class Scenario(StrictModel):
     def pipeline_model(self, pipeline: PipelineSpec) -> str:
         """The model a pipeline uses: its own override or the scenario's."""
         return pipeline.model or self.model
-
-    def output_dir(self, base: Path | None = None) -> Path:
-        """`output/<name>`, relative to `base` (the current directory by default)."""
-        return (base or Path.cwd()) / self.output / self.name
