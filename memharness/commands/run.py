@@ -36,7 +36,7 @@ def _located(scenario: Path, exc) -> list[str]:
 def run(
     scenario: Annotated[Path, typer.Argument(metavar="SCENARIO.yaml", help="Scenario file.")],
     sizes: Annotated[list[str] | None, typer.Option(
-        "--sizes", help="Run these sizes instead of the scenario's (100k,250k); any sizes.")] = None,
+        "--sizes", help="Run these sizes (100k,250k) instead of the scenario's; unlisted ones too.")] = None,
     pipelines: Annotated[list[str] | None, typer.Option("--pipelines", help="Only these pipelines.")] = None,
     repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Override repeats.")] = None,
     resume: Annotated[Path | None, typer.Option("--resume", metavar="RUN_DIR",
