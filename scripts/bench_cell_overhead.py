@@ -61,7 +61,7 @@ def main() -> int:
     ap.add_argument("--reuse-harness", action="store_true",
                     help="take the harness time from the cell's own phase:run record instead of re-running it")
     args = ap.parse_args()
-    from memharness.runner.preflight import interpreter_env
+    from memharness.core.session import interpreter_env
 
     cell_dir = args.run_dir / "cells" / args.cell_id
     spec = json.loads((cell_dir / "cell.json").read_text())

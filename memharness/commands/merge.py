@@ -21,7 +21,7 @@ def merge(
     from memharness.results.merge import merge as merge_runs
 
     opened = [Run.open(r) for r in runs]
-    merged = merge_runs(opened, output)
+    merged = Run.open(merge_runs(opened, output))
     typer.echo(f"{merged.dir}: {len(merged.cells)} cells from {len(opened)} runs")
 
 

@@ -61,6 +61,16 @@ def package_path_dir() -> Path:
     return root
 
 
+def interpreter_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for a pipeline interpreter: memharness importable even from another virtualenv."""
+    env = dict(os.environ)
+    env.update(extra or {})
+    parts = [str(package_path_dir())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(parts)
+    env.pop("MEMHARNESS_BOOT", None)
+    return env
+
+
 def resolve_all(paths: list[str], optional: set[str] | None = None) -> tuple[list[ResolvedTarget], list[dict]]:
     """Resolve every path; a missing optional path is reported, a missing required one raises."""
     optional = optional or set()

@@ -74,7 +74,7 @@ class CallablePipeline(Pipeline):
 
     def import_modules(self, options: dict[str, Any]) -> list[str]:
         """The callable's module, after the modules its top level imports (each measured on its own)."""
-        from memharness.runner.imports import module_imports
+        from memharness.core.imports import module_imports
 
         module_name = str(options.get("function", "")).partition(":")[0]
         if not module_name:

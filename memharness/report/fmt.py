@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from memharness.core.targets import file_name
 from memharness.report.aggregate import TREE, Stat
 
@@ -67,3 +69,18 @@ def short_target(target: str) -> str:
 
 def heading(target: str) -> str:
     return "Whole process tree" if target == TREE else target
+
+
+def html_table(header: list[str], rows: list[list[str]], numeric_from: int = 99, cls: str = "",
+               numeric: set[int] | None = None) -> str:
+    """An HTML table in the report's style: the columns from `numeric_from` on (or those in `numeric`)
+    right-aligned, every cell escaped."""
+    def td(i: int, v: object) -> str:
+        right = i in numeric if numeric is not None else i >= numeric_from
+        return f'<td class="num">{escape(str(v))}</td>' if right else f"<td>{escape(str(v))}</td>"
+
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(td(i, v) for i, v in enumerate(row)) + "</tr>" for row in rows)
+    attr = f' class="{cls}"' if cls else ""
+    return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")

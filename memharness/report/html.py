@@ -75,20 +75,6 @@ def data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
-def _table(header: list[str], rows: list[list[str]], numeric_from: int = 99, cls: str = "") -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = []
-    for row in rows:
-        cells = []
-        for i, v in enumerate(row):
-            c = ' class="num"' if i >= numeric_from else ""
-            cells.append(f"<td{c}>{escape(str(v))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    attr = f' class="{cls}"' if cls else ""
-    return (f'<div class="scroll"><table{attr}><thead><tr>{head}</tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
-
-
 def _figure(f: Chart) -> str:
     anchor = f' id="{escape(f.anchor)}"' if f.anchor else ""
     return (f'<figure{anchor}><img src="{data_uri(f.path)}" alt="{escape(f.title)}">'
@@ -120,10 +106,10 @@ def _environment(cells: list[Cell]) -> str:
         parts.append(f'<p class="note">Identical in all {len(prints)} cells.</p>')
     else:
         parts.append(f'<p class="note">Common to all {len(prints)} cells:</p>')
-    parts.append(_table(["Key", "Value"], [[k, prints[0][1][k]] for k in same]))
+    parts.append(fmt.html_table(["Key", "Value"], [[k, prints[0][1][k]] for k in same]))
     if differ:
         parts.append('<p class="note">Different between cells:</p>')
-        parts.append(_table(["Key"] + [cid for cid, _ in prints],
+        parts.append(fmt.html_table(["Key"] + [cid for cid, _ in prints],
                             [[k] + [fp.get(k, "–") for _, fp in prints] for k in differ]))
     return "\n".join(parts)
 
@@ -139,7 +125,7 @@ def _failed(cells: list[Cell]) -> str:
                      st.get("cause") or c.cause or "–", "–" if st.get("exit_code") is None else str(st["exit_code"]),
                      st.get("message") or ""])
     parts = [f'<p class="bad">{len(bad)} of {len(cells)} cells did not finish.</p>',
-             _table(["Cell", "Pipeline", "Size", "Repeat", "Status", "Cause", "Exit code", "Message"], rows)]
+             fmt.html_table(["Cell", "Pipeline", "Size", "Repeat", "Status", "Cause", "Exit code", "Message"], rows)]
     for c in bad:
         tail = _tail(c.dir / names.STDERR, 30)
         if tail:
@@ -177,7 +163,7 @@ def _missing(cells: list[Cell]) -> str:
         return '<p class="note">Every target resolved in every cell.</p>'
     rows = [[e["path"], e["reason"], "default" if e["default"] else "scenario", ", ".join(e["cells"])]
             for e in entries]
-    return _table(["Target", "Why it is missing", "Named by", "Cells"], rows)
+    return fmt.html_table(["Target", "Why it is missing", "Named by", "Cells"], rows)
 
 
 def unreadable_call_lines(cells: list[Cell]) -> list[dict[str, Any]]:
@@ -257,7 +243,7 @@ def render(page: Page) -> str:
         out.append(f'<h3 id="t-{escape(t.file_stem)}">{h}</h3>')
         if t.target == TREE:
             out.append(f'<p class="note">{escape(tree_note(t))}</p>')
-        out.append(_table(t.header(), t.text_rows(), numeric_from=2, cls="results"))
+        out.append(fmt.html_table(t.header(), t.text_rows(), numeric_from=2, cls="results"))
         if page.extra.get("explain"):  # a link from the call's table to its explained sites
             from memharness.report.explain_render import table_note
 

@@ -71,7 +71,6 @@ def lead_markdown(ans: dict[str, Any], trees: dict[str, list[calltree.Node]], ru
 
 def lead_html(extra: dict[str, Any]) -> str:
     """The summary, call trees and predictions sections of index.html."""
-    from memharness.report.html import _table
 
     ans = extra.get("answer") or {"headline": None, "sizes": []}
     out = ['<h2 id="summary">Summary</h2>']
@@ -83,7 +82,7 @@ def lead_html(extra: dict[str, Any]) -> str:
         head = ["Document Size", "Indexing Method", "Peak (run phase)", "× smallest", "Peak inside"]
         head += ["GPU Peak (NVML)"] if gpu else []
         rows = [answer_mod.summary_cells(s["size"], e, gpu) for s in ans["sizes"] for e in s["pipelines"]]
-        out.append(_aligned_table(head, rows, numeric={2, 3, 5}, cls="summary"))
+        out.append(fmt.html_table(head, rows, numeric={2, 3, 5}, cls="summary"))
         others = [s["sentence"] for s in ans["sizes"] if s["sentence"] != ans["headline"]]
         if others:
             out.append("<ul>" + "".join(f"<li>{escape(x)}</li>" for x in others) + "</ul>")
@@ -95,24 +94,14 @@ def lead_html(extra: dict[str, Any]) -> str:
             sizes = sorted({s for n in calltree.flatten(roots) for s in n.figures})
             head, rows = calltree.rows_text(roots, sizes)
             out.append(f"<h3>{escape(p)}</h3>")
-            out.append(_table(head, rows, numeric_from=1, cls="calltree"))
+            out.append(fmt.html_table(head, rows, numeric_from=1, cls="calltree"))
     preds = extra.get("predictions") or {}
     if preds:
         out.append('<h2 id="predicted">Predicted sizes</h2>')
         out.append(f'<p class="note">{_md_note(PREDICT_NOTE)}</p>')
         head, rows = prediction_rows(preds)
-        out.append(_table(head, rows))
+        out.append(fmt.html_table(head, rows))
     return "\n".join(out)
-
-
-def _aligned_table(header: list[str], rows: list[list[str]], numeric: set[int], cls: str) -> str:
-    """A table whose columns in `numeric` are right-aligned (html._table aligns a trailing run only)."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    num = ' class="num"'
-    body = "".join("<tr>" + "".join(f"<td{num if i in numeric else ''}>{escape(v)}</td>" for i, v in enumerate(r))
-                   + "</tr>" for r in rows)
-    return (f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
 
 
 def _md_note(text: str) -> str:

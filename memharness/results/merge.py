@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
 from memharness.results import names
-from memharness.results.run import Run
+
+
+class Run(Protocol):
+    """What merging needs of a run (a `results.Run`): its folder, scenario name and manifest."""
+
+    dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def scenario(self) -> str: ...
 
 
 class MergeError(MemharnessError):
@@ -44,8 +53,8 @@ def _scenario_files(run: Run) -> list[str]:
     return files
 
 
-def merge(runs: list[Run], into: Path | str) -> Run:
-    """Merge `runs` (of one scenario) into the new run folder `into`; returns it, opened. Raises
+def merge(runs: list[Run], into: Path | str) -> Path:
+    """Merge `runs` (of one scenario) into the new run folder `into` and return its path. Raises
     `MergeError` for runs of other scenarios or an `into` that exists and is not empty."""
     into = Path(into)
     _check(runs, into)
@@ -55,7 +64,7 @@ def merge(runs: list[Run], into: Path | str) -> Run:
             entries[entry["id"]] = (run, entry)  # a later run wins
     into.mkdir(parents=True, exist_ok=True)
     for run, entry in entries.values():
-        source = run.cell(entry["id"]).dir
+        source = run.dir / entry.get("dir", names.cell_dir_name(entry["id"]))
         if source.is_dir():  # a pending cell may have no folder yet
             shutil.copytree(source, into / entry.get("dir", names.cell_dir_name(entry["id"])),
                             ignore=shutil.ignore_patterns(names.WORK))
@@ -69,4 +78,4 @@ def merge(runs: list[Run], into: Path | str) -> Run:
     manifest["cells"] = sorted((e for _, e in entries.values()),
                                key=lambda c: (c["size"], c.get("repeat", 0), c["pipeline"]))
     write_json(into / names.MANIFEST, manifest)
-    return Run.open(into)
+    return into

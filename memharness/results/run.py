@@ -231,4 +231,4 @@ class Run:
         (`memharness.results.merge`)."""
         from memharness.results.merge import merge
 
-        return merge([self, *others], into)
+        return Run.open(merge([self, *others], into))

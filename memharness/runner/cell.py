@@ -69,8 +69,8 @@ def _probe(device: str):
 
 def _measure_imports(cell_dir: Path, spec: dict) -> None:
     """`imports.json`: RSS before/after importing each package the pipeline uses (before the session)."""
+    from memharness.core.imports import measure, steps_for
     from memharness.pipelines import registry
-    from memharness.runner.imports import measure, steps_for
 
     try:
         pipeline = registry.get(spec["kind"])
@@ -84,6 +84,9 @@ def _measure_imports(cell_dir: Path, spec: dict) -> None:
 
 def run_cell(cell_dir: Path) -> int:
     spec = read_spec(cell_dir)
+    # The harness's own imports (the corpus reader brings numpy) come first, so neither imports.json's steps
+    # nor the load_corpus phase count them.
+    import memharness.corpus  # noqa: F401
     from memharness.core.session import Session
     from memharness.pipelines import registry
 

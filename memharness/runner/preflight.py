@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from memharness.core.session import package_path_dir
+from memharness.core.session import interpreter_env
 from memharness.errors import MemharnessError
 from memharness.runner import diskspace
 from memharness.runner.matrix import CellPlan
@@ -68,16 +68,6 @@ class Preflight:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("MEMHARNESS_CACHE", Path.home() / ".cache" / "memharness"))
-
-
-def interpreter_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for a pipeline interpreter: memharness importable even from another virtualenv."""
-    env = dict(os.environ)
-    env.update(extra or {})
-    parts = [str(package_path_dir())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env["PYTHONPATH"] = os.pathsep.join(parts)
-    env.pop("MEMHARNESS_BOOT", None)
-    return env
 
 
 def _run_probe(python: str, requests: list[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]] | dict:

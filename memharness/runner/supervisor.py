@@ -35,13 +35,13 @@ from memharness.core import procmem
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.sampler import GUARD_FILE
-from memharness.core.session import start_sampler, stop_sampler
+from memharness.core.session import interpreter_env, start_sampler, stop_sampler
 from memharness.runner import diskspace
 from memharness.runner import leftovers as leftovers_mod
 from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.leftovers import kill_tree
 from memharness.runner.matrix import CellPlan
-from memharness.runner.preflight import PipelineCheck, Preflight, cache_dir, interpreter_env
+from memharness.runner.preflight import PipelineCheck, Preflight, cache_dir
 from memharness.runner.signals import Interrupted, stop_message
 from memharness.scenario import format_size
 

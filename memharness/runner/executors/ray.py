@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memharness.core.atomic import read_json, write_json
+from memharness.core.session import interpreter_env
 from memharness.errors import MemharnessError
 from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.matrix import CellPlan
-from memharness.runner.preflight import Preflight, interpreter_env
+from memharness.runner.preflight import Preflight
 from memharness.runner.signals import Interrupted, stop_message
 from memharness.runner.supervisor import CellOutcome, run_cell, summarize, write_cell_spec
 
