@@ -356,11 +356,3 @@ def tree_rss_series(rows):
     """(t_ns, bytes) arrays of the whole-tree RSS rows."""
     sel = rows[rows["kind"] == KIND_TREE_RSS]
     return sel["t_ns"], sel["value"]
-
-
-def timeline_header(cell_dir: Path) -> dict[str, Any]:
-    path = Path(cell_dir) / "timeline.json"
-    if not path.exists():
-        return {}
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)

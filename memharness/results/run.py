@@ -24,7 +24,6 @@ from memharness.core.records import (
     read_call_files,
     read_memory_timeline,
     read_timeline,
-    timeline_header,
 )
 from memharness.results import names
 from memharness.results.manifest import read_manifest
@@ -94,18 +93,7 @@ class Cell:
     cell_info = _json_file(names.CELL_INFO, "cell_info.json: what the pipeline reported it ran.")
     imports = _json_file(names.IMPORTS, "imports.json: RSS around each import of the pipeline's packages.")
     sampled_processes = _json_file(names.PROCESSES, "processes.json: every process the sampler saw.")
-
-    @cached_property
-    def timeline_header(self) -> dict[str, Any]:
-        try:
-            data = timeline_header(self.dir)
-        except (OSError, ValueError) as exc:
-            self.unreadable[names.TIMELINE_HEADER] = _why(exc)
-            return {}
-        if not isinstance(data, dict):
-            self.unreadable[names.TIMELINE_HEADER] = f"a JSON {type(data).__name__}, not an object"
-            return {}
-        return data
+    timeline_header = _json_file(names.TIMELINE_HEADER, "timeline.json: the sampler's header (interval, start).")
 
     def unreadable_files(self) -> dict[str, str]:
         """The cell's JSON files that could not be read (file name -> why); their figures are left out."""
