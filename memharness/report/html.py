@@ -184,19 +184,23 @@ def unreadable_files(cells: list[Cell]) -> list[dict[str, Any]]:
     return [{"cell": c.id, "file": name, "reason": why} for c in cells for name, why in c.unreadable_files().items()]
 
 
+def _first_few(places: list[str], limit: int) -> str:
+    """The first `limit` places, '; '-joined, and how many more summary.json lists."""
+    more = f"; {len(places) - limit} more in summary.json" if len(places) > limit else ""
+    return "; ".join(places[:limit]) + more
+
+
 def unreadable_files_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
     """One sentence: how many cell files could not be read, the first few as cells/ID/FILE (why)."""
-    shown = "; ".join(f"cells/{e['cell']}/{e['file']} ({e['reason']})" for e in entries[:limit])
-    more = f"; {len(entries) - limit} more in summary.json" if len(entries) > limit else ""
-    return f"{len(entries)} cell file(s) could not be read, so what they hold is missing from the report: {shown}{more}"
+    shown = _first_few([f"cells/{e['cell']}/{e['file']} ({e['reason']})" for e in entries], limit)
+    return f"{len(entries)} cell file(s) could not be read, so what they hold is missing from the report: {shown}"
 
 
 def unreadable_calls_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
     """One sentence: how many call-file lines were skipped, the first few as cells/ID/FILE:LINE (why)."""
-    shown = "; ".join(f"cells/{e['cell']}/{e['file']}:{e['line']} ({e['reason']})" for e in entries[:limit])
-    more = f"; {len(entries) - limit} more in summary.json" if len(entries) > limit else ""
+    shown = _first_few([f"cells/{e['cell']}/{e['file']}:{e['line']} ({e['reason']})" for e in entries], limit)
     return (f"{len(entries)} unreadable line(s) in call files were skipped, so the calls they held are "
-            f"missing from the tables: {shown}{more}")
+            f"missing from the tables: {shown}")
 
 
 def render(page: Page) -> str:
