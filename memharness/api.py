@@ -320,7 +320,7 @@ class Profile:
         calls, GPU figures when recorded), as `memharness report` computes them; `"(process tree)"` holds the
         sampled whole-tree figures."""
         self._need_done("figures()")
-        from memharness.report.aggregate import cell_figures
+        from memharness.results.figures import cell_figures
 
         return cell_figures(self.cell_dir)
 
@@ -342,7 +342,7 @@ class Profile:
 
     def table(self) -> ProfileTable:
         """The seed-format figures as a list of row dicts (MiB, seconds), with `.to_markdown()`."""
-        from memharness.report.aggregate import TREE
+        from memharness.results.figures import TREE
 
         figs = self.figures()
         names = ([TREE] if TREE in figs else []) + [t for t in self.targets_order() if t in figs]
@@ -375,7 +375,7 @@ class Profile:
         """Peak RSS in bytes of a wrapped function (highest over its calls; a unique suffix such as
         "CollectionIndexer.train" is enough), or of the whole process tree when no target is given.
         `over_start=True`: the rise above the RSS at the call's entry instead."""
-        from memharness.report.aggregate import TREE
+        from memharness.results.figures import TREE
 
         figs = self.figures()
         name = TREE if target is None else self._match(target, figs)
@@ -400,12 +400,13 @@ class Profile:
         matplotlib Figure; also written as a PNG when `path` is given."""
         self._need_done("plot()")
         from memharness.report import png
-        from memharness.report.runinfo import load_run
+        from memharness.report.series import cell_series, target_order
         from memharness.report.timeline_chart import DPI, target_colors, timeline_figure
+        from memharness.results.run import Run
 
-        run = load_run(self.run_dir)
+        run = Run.open(self.run_dir)
         cell = run.cells[0]
-        fig, _ = timeline_figure(cell, cell.series(), target_colors(run.target_order()))
+        fig, _ = timeline_figure(cell, cell_series(cell), target_colors(target_order(run)))
         if path is not None:
             png.save(fig, Path(path), DPI)
         return fig

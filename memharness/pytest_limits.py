@@ -85,7 +85,7 @@ def check_limits(spec: MarkSpec, figures: dict[str, dict[str, float]], test: str
 
     `root_peak`: the test process's exact peak RSS over the test (its high-water mark); the tree's sampled
     peak is raised to it, so a spike of the test process between two samples still counts."""
-    from memharness.report.aggregate import TREE
+    from memharness.results.figures import TREE
 
     failures: list[str] = []
     warnings: list[str] = []
@@ -173,7 +173,7 @@ def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> lis
 
 def _summary(figures: dict[str, dict[str, float]], root_peak: int | None) -> str:
     """`fn +301.0 MiB, tree +301.0 MiB`: each function's peak over its entry, the tree's as for tree_peak."""
-    from memharness.report.aggregate import TREE
+    from memharness.results.figures import TREE
 
     parts = []
     for target, fig in figures.items():

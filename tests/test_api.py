@@ -9,8 +9,8 @@ import workloads
 from matplotlib.figure import Figure
 
 import memharness
-from memharness.report.aggregate import TREE
-from memharness.report.runinfo import load_run
+from memharness.results.figures import TREE
+from memharness.results.run import Run
 
 pytestmark = pytest.mark.usefixtures("calibrated")  # see tests/conftest.py
 
@@ -58,7 +58,7 @@ def test_save_writes_a_run_folder_report_renders(tmp_path):
         workloads.outer(50, 128, 0.02)
     workloads.release()
     run_dir = prof.save(tmp_path / "run")
-    run = load_run(run_dir)
+    run = Run.open(run_dir)
     assert [c.id for c in run.cells] == ["calib__300__r0"] and run.cells[0].status == "done"
     assert run.cells[0].fingerprint.get("python")
     from memharness.report import build

@@ -21,7 +21,7 @@ from memharness.compare.rule import (
     UNCHANGED,
     decide,
 )
-from memharness.report.aggregate import TREE
+from memharness.results.figures import TREE
 
 MiB = 1 << 20
 A, B, C = "pkg.index.stage_a", "pkg.index.stage_b", "pkg.index.stage_c"

@@ -17,8 +17,8 @@ from cli import write_scenario
 from memharness.core.peaks import attach_peaks
 from memharness.core.records import read_calls, read_processes, read_timeline
 from memharness.core.session import Session
-from memharness.report.aggregate import TREE, collect
 from memharness.report.tables import build_tables
+from memharness.results.figures import TREE, collect
 
 pytestmark = pytest.mark.usefixtures("calibrated")  # see tests/conftest.py
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from memharness.report.aggregate import collect  # numpy before pytester's sys.modules snapshot
+from memharness.results.figures import collect  # numpy before pytester's sys.modules snapshot
 
 pytest_plugins = ["pytester"]
 

@@ -17,12 +17,13 @@ from runfactory import FakeCall, FakeCell, MiB, make_run
 from memharness.core.atomic import write_json
 from memharness.core.records import KIND_TREE_RSS, CallRecord, read_timeline, timeline_dtype
 from memharness.report import build
-from memharness.report.aggregate import TREE
 from memharness.report.downsample import envelope
 from memharness.report.fmt import size_label
 from memharness.report.lanes import assign_lanes, innermost_at
-from memharness.report.runinfo import NotARunError
 from memharness.report.scaling import fit
+from memharness.report.series import cell_series
+from memharness.results import NotARunError
+from memharness.results.figures import TREE
 
 SETUP = "colbert.indexing.collection_indexer.CollectionIndexer.setup"
 SAMPLE = "colbert.indexing.collection_indexer.CollectionIndexer._sample_embeddings"
@@ -323,7 +324,7 @@ def test_timeline_rows_are_drawn_from_disk_alone(tmp_path):
 
 def test_series_split_by_kind_process_and_device(tmp_path):
     from memharness.core.records import KIND_GPU_PROC_USED, KIND_GPU_TREE_USED, KIND_GPU_USED, KIND_PROC_RSS
-    from memharness.report.runinfo import load_run
+    from memharness.results.run import Run
 
     run_dir = make_run(tmp_path, [FakeCell("p", 1000, calls=_calls(), samples=10)])
     cdir = run_dir / "cells" / "p__1000__r0"
@@ -336,7 +337,7 @@ def test_series_split_by_kind_process_and_device(tmp_path):
         for j, (kind, pid, dev) in enumerate(spec):
             rows[i * len(spec) + j] = (t0 + i * 10**9, pid, kind, dev, (j + 1) * MiB)
     rows.tofile(cdir / "timeline.bin")
-    s = load_run(run_dir).cells[0].series()
+    s = cell_series(Run.open(run_dir).cells[0])
     assert s.samples == 3 and s.tree is not None and list(s.tree.t) == [0.0, 1.0, 2.0]
     assert [p.label for p in s.procs] == ["pid 1000 (main)", "pid 1001"]
     assert [g.label for g in s.gpu] == ["GPU0 used (device)", "GPU1 used (device)", "GPU0 used by tree",

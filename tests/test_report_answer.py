@@ -10,7 +10,7 @@ from runfactory import FakeCall, FakeCell, make_run
 
 from memharness.report import build
 from memharness.report.answer import call_name
-from memharness.report.phases import TREE, TREE_PREPARE
+from memharness.results.phases import TREE, TREE_PREPARE
 
 MiB = 1 << 20
 OUTER = "ragatouille.RAGPretrainedModel.RAGPretrainedModel.index"

@@ -14,7 +14,7 @@ import pytest
 from cli import write_scenario
 
 from memharness.core.records import KIND_TREE_RSS, timeline_dtype
-from memharness.report.phases import CELL, PREPARE, RUN, TREE, TREE_PREPARE, Window, tree_figures
+from memharness.results.phases import CELL, PREPARE, RUN, TREE, TREE_PREPARE, Window, tree_figures
 
 TESTS = Path(__file__).resolve().parent
 MiB = 1 << 20
@@ -122,7 +122,7 @@ def test_callable_prepare_option_is_validated():
 def test_a_vfork_child_sharing_its_parents_memory_is_counted_once():
     """Measured in the quickstart: a vfork child reads its parent's RSS to the byte for one tick."""
     from memharness.core.records import KIND_PROC_RSS
-    from memharness.report.phases import tree_rows
+    from memharness.results.phases import tree_rows
 
     ticks = [(0, [(1, 790 * MiB)]), (1, [(1, 790 * MiB), (2, 790 * MiB)]), (2, [(1, 791 * MiB), (2, 240 * 1024)]),
              (3, [(1, 800 * MiB), (3, 300 * MiB), (4, 300 * MiB), (5, 300 * MiB)])]

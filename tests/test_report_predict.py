@@ -10,8 +10,8 @@ import pytest
 from runfactory import FakeCall, FakeCell, make_run
 
 from memharness.report import build
-from memharness.report.phases import TREE
 from memharness.report.predict import budget_answer, budget_lines, fit_rows, fit_sizes, predictions
+from memharness.results.phases import TREE
 
 MiB = 1 << 20
 SIZES = [100_000, 200_000, 400_000, 800_000]

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from memharness.report import build
-from memharness.report.runinfo import load_run
+from memharness.report.series import cell_series
+from memharness.results.run import Run
 
 SAMPLE = Path(__file__).resolve().parent.parent / "results" / "samples" / "genomics-gpu-h200-seed"
 SLICE = 2  # cells re-rendered: the 100k ColBERT cell and the first RAGatouille one
@@ -33,10 +34,10 @@ def test_committed_gpu_sample_rerenders(tmp_path: Path) -> None:
     shutil.copy(SAMPLE / "scenario.yaml", run / "scenario.yaml")
     (run / "manifest.json").write_text(json.dumps({**manifest, "cells": cells}), encoding="utf-8")
 
-    info = load_run(run)
+    info = Run.open(run)
     for cell in info.cells:  # the timeline is committed xz-compressed and read back transparently
         assert (cell.dir / "timeline.bin.xz").exists() and not (cell.dir / "timeline.bin").exists()
-        assert cell.series().samples > 1000
+        assert cell_series(cell).samples > 1000
         assert cell.fingerprint["chosen"]["kmeans"].startswith("fastkmeans")
 
     index = build(run, tmp_path / "report")

@@ -1,6 +1,6 @@
 """Regression verdicts between two runs, or two pipeline variants, and the baseline store.
 
-`compare(base_spec, current_spec, ...)` reads both sides through `memharness.report.aggregate.collect`
+`compare(base_spec, current_spec, ...)` reads both sides through `memharness.results.figures.collect`
 (never re-aggregating call records) and returns a `Result`; `render` turns it into Markdown or JSON.
 """
 

@@ -15,7 +15,7 @@ from memharness.compare.levels import CellLevels, cell_levels
 from memharness.compare.rule import IMPROVED, REGRESSED, UNCHANGED, Decision, Rule, decide
 from memharness.compare.shifts import GPU, HOST, Shift, find_shifts
 from memharness.compare.sides import CompareError, Side
-from memharness.report.aggregate import TREE, Row
+from memharness.results.figures import TREE, Row
 
 METRICS = ("own", "peak", "increment", "final", "peak_over_start", "gpu_own", "gpu_peak")
 DEFAULT_METRIC = "own"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.core.records import CallRecord
-from memharness.results import Cell
+from memharness.results.run import CellFolder
 
 CALL = "call:"
 IMPORTS = "imports"  # the checkpoint after the last measured import
@@ -63,9 +63,9 @@ def _main_pid(calls: list[CallRecord]) -> int | None:
     return tops[0] if tops else (calls[0].pid if calls else None)
 
 
-def cell_levels(cell: Cell | Path) -> CellLevels:
+def cell_levels(cell: CellFolder | Path) -> CellLevels:
     """The levels of one cell (a `memharness.results.Cell`, or a cell folder)."""
-    cell = cell if isinstance(cell, Cell) else Cell.at(cell)
+    cell = cell if isinstance(cell, CellFolder) else CellFolder.at(cell)
     out = CellLevels()
     imports = cell.imports
     if isinstance(imports, dict) and imports.get("rss_start") is not None:

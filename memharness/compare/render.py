@@ -18,7 +18,7 @@ from memharness.compare.rule import (
     Rule,
 )
 from memharness.compare.shifts import HOST, describe
-from memharness.report.aggregate import TREE
+from memharness.results.figures import TREE
 from memharness.scenario.units import format_size
 
 JSON_FORMAT = "memharness-compare"

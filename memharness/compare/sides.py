@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
-from memharness.report.aggregate import Row, collect
-from memharness.results import BrokenRunError, Cell, Run, names
+from memharness.results import BrokenRunError, names
+from memharness.results.figures import Row, collect
+from memharness.results.run import CellFolder, Run
 
 
 class CompareError(MemharnessError):
@@ -44,7 +45,7 @@ class Side:
     def pipelines(self) -> list[str]:
         return list(dict.fromkeys(c["pipeline"] for c in self.cells))
 
-    def cell(self, entry: dict[str, Any]) -> Cell:
+    def cell(self, entry: dict[str, Any]) -> CellFolder:
         """The run's cell (its files, read once) of one of `cells`."""
         return self.run.cell(str(entry["id"]))
 

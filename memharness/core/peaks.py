@@ -210,7 +210,7 @@ def _series(rows, kind: int):
 
 def call_figures(done: list[CallRecord]) -> dict[str, float]:
     """The issue-11 figures of one function in one cell (its complete calls, in start order), folded the way
-    `report.aggregate.fold_calls` folds the others: peaks are the largest over the calls, increments sum."""
+    `results.figures.fold_calls` folds the others: peaks are the largest over the calls, increments sum."""
     out: dict[str, float] = {}
     desc = [c.descendants_peak for c in done if c.descendants_peak is not None]
     if desc:

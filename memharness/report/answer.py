@@ -8,9 +8,9 @@ from collections import Counter
 from typing import Any
 
 from memharness.report import fmt
-from memharness.report.aggregate import TREE, Row
-from memharness.report.phases import exact_peak_call
-from memharness.report.runinfo import RunInfo
+from memharness.results.figures import TREE, Row
+from memharness.results.phases import exact_peak_call
+from memharness.results.run import Run
 
 CLOSE = 1.05  # peaks within 5% of each other are called "about the same"
 
@@ -26,7 +26,7 @@ def call_name(target: str | None) -> str | None:
     return parts[-1]
 
 
-def _peak_call(run: RunInfo, timelines: dict[str, dict[str, Any]], pipeline: str, size: int) -> str | None:
+def _peak_call(run: Run, timelines: dict[str, dict[str, Any]], pipeline: str, size: int) -> str | None:
     """The call open at the run-phase peak: from the calls' exact peaks when the main process held the
     peak (`phases.exact_peak_call`), else the innermost call open at the highest timeline sample. With
     repeats, the call named most often (ties: the repeat with the highest peak)."""
@@ -54,7 +54,7 @@ def _gpu_peak(rows: list[Row], pipeline: str, size: int) -> float | None:
     return max(vals) if vals else None
 
 
-def answer(run: RunInfo, rows: list[Row], timelines: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def answer(run: Run, rows: list[Row], timelines: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """{"headline": sentence, "sizes": [{"size", "sentence", "pipelines": [{pipeline, peak, ratio, ...}]}]}
     with memory in bytes."""
     sizes_out = []

@@ -15,15 +15,16 @@ from typing import Any
 from memharness.core.atomic import write_text
 from memharness.errors import MemharnessError
 from memharness.report import fmt
-from memharness.report.aggregate import Row, collect
 from memharness.report.answer import answer
 from memharness.report.calltree import pipeline_tree
 from memharness.report.html import Chart
 from memharness.report.lead import lead_markdown
-from memharness.report.phases import CAPTIONS, CELL, RUN, run_window
 from memharness.report.predict import predictions
-from memharness.report.runinfo import Cell, CellSeries, RunInfo, Series, load_run
+from memharness.report.series import CellSeries, Series, cell_series, target_order
 from memharness.results import names
+from memharness.results.figures import Row, collect
+from memharness.results.phases import CAPTIONS, CELL, RUN, run_window
+from memharness.results.run import CellFolder, Run
 
 
 @contextmanager
@@ -63,7 +64,7 @@ def _is_report_path(filename: Any, out: Path) -> bool:
     return p == out or out in p.parents or p in out.parents
 
 
-def _run_seconds(cell: Cell) -> tuple[float, float] | None:
+def _run_seconds(cell: CellFolder) -> tuple[float, float] | None:
     """The cell's `run` phase in seconds from its start (None: no phase records, use the whole cell)."""
     w = run_window(cell.calls)
     t0 = cell.t0_ns
@@ -73,7 +74,7 @@ def _run_seconds(cell: Cell) -> tuple[float, float] | None:
     return (w.start_ns - t0) / 1e9, (end - t0) / 1e9
 
 
-def run_part(cell: Cell, s: CellSeries) -> CellSeries:
+def run_part(cell: CellFolder, s: CellSeries) -> CellSeries:
     """The tree line of a cell over its `run` phase, in seconds from the phase's start (the whole line when
     the cell recorded no phases)."""
     window = _run_seconds(cell)
@@ -84,18 +85,18 @@ def run_part(cell: Cell, s: CellSeries) -> CellSeries:
     return CellSeries(Series(s.tree.label, s.tree.t[keep] - a, s.tree.v[keep]), samples=int(keep.sum()))
 
 
-def _compare_xlabel(run: RunInfo) -> str:
+def _compare_xlabel(run: Run) -> str:
     if any(_run_seconds(c) is not None for c in run.cells):
         return "seconds from the start of the run phase"
     return "seconds from cell start"
 
 
-def _window_note(run: RunInfo) -> str:
+def _window_note(run: Run) -> str:
     phases = {run_window(c.calls).phase for c in run.cells if c.status == "done"}
     return CAPTIONS[RUN] if phases == {RUN} else CAPTIONS[CELL] if phases == {CELL} else "mixed"
 
 
-def _wanted_sizes(run: RunInfo) -> dict[str, list[int]]:
+def _wanted_sizes(run: Run) -> dict[str, list[int]]:
     """Per pipeline, the scenario's sizes it has no finished cell for (failed, or not run)."""
     from memharness.scenario import parse_size
 
@@ -143,10 +144,10 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
 
     timings = timings if timings is not None else {}
     with _phase(timings, "load"):
-        run = load_run(run_dir)
+        run = Run.open(run_dir)
         out.mkdir(parents=True, exist_ok=True)
         _clear(out)
-        order = run.target_order()
+        order = target_order(run)
     with _phase(timings, "aggregate"):
         rows = collect(run, prepare=True)
         summary_rows = [r.to_dict() for r in rows]
@@ -181,13 +182,13 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
     return index
 
 
-def _render_timelines(run: RunInfo, out: Path, colors: dict[str, str]) -> _Timelines:
+def _render_timelines(run: Run, out: Path, colors: dict[str, str]) -> _Timelines:
     """One timeline chart per cell that recorded anything."""
     from memharness.report.timeline_chart import render_timeline
 
     done = _Timelines()
     for cell in run.cells:
-        s = cell.series()
+        s = cell_series(cell)
         done.series[cell.id] = s
         if s.tree is None and not cell.calls:
             continue
@@ -202,7 +203,7 @@ def _render_timelines(run: RunInfo, out: Path, colors: dict[str, str]) -> _Timel
     return done
 
 
-def _render_compares(run: RunInfo, series: dict[str, CellSeries], out: Path) -> list[Chart]:
+def _render_compares(run: Run, series: dict[str, CellSeries], out: Path) -> list[Chart]:
     """Per size with two or more pipelines: their `run` phases side by side."""
     from memharness.report.compare_chart import pipeline_colors, render_compare
 
@@ -224,7 +225,7 @@ def _render_compares(run: RunInfo, series: dict[str, CellSeries], out: Path) -> 
     return charts
 
 
-def _render_scaling(run: RunInfo, rows: list[Row], summary_rows: list[dict[str, Any]], out: Path
+def _render_scaling(run: Run, rows: list[Row], summary_rows: list[dict[str, Any]], out: Path
                     ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]], Chart | None]:
     """(scaling figures, predictions, the scaling chart when some pipeline ran two sizes or more)."""
     from memharness.report.compare_chart import pipeline_colors
@@ -242,20 +243,20 @@ def _render_scaling(run: RunInfo, rows: list[Row], summary_rows: list[dict[str, 
     return scaling, preds, Chart("Memory against collection size", path, cap)
 
 
-def _call_trees(run: RunInfo) -> dict[str, list[Any]]:
+def _call_trees(run: Run) -> dict[str, list[Any]]:
     """Per pipeline with calls, its call tree."""
     trees = {p: pipeline_tree([c for c in run.cells if c.pipeline == p]) for p in run.pipelines}
     return {p: t for p, t in trees.items() if t}
 
 
-def _failed_cells(run: RunInfo) -> list[dict[str, Any]]:
+def _failed_cells(run: Run) -> list[dict[str, Any]]:
     return [{"id": c.id, "pipeline": c.pipeline, "size": c.size, "repeat": c.repeat,
              "status": c.status_json.get("status") or c.status, "cause": c.status_json.get("cause") or c.cause,
              "message": c.status_json.get("message"), "exit_code": c.status_json.get("exit_code")}
             for c in run.cells if c.status != "done"]
 
 
-def _summary(run: RunInfo, out: Path, ans: dict[str, Any], summary_rows: list[dict[str, Any]], tables: list[Any],
+def _summary(run: Run, out: Path, ans: dict[str, Any], summary_rows: list[dict[str, Any]], tables: list[Any],
              scaling: dict[str, Any], preds: dict[str, Any], trees: dict[str, list[Any]], timelines: _Timelines,
              compares: list[Chart], line_tables: list[Any], explain_entries: Any) -> dict[str, Any]:
     """summary.json: every figure of the report, for tools."""

@@ -5,7 +5,7 @@ smaller calls then hang under that row).
 A node is a path of targets from a phase (`phase:run` > `Indexer.index` > `CollectionIndexer.setup`), so a
 function called from two places gets two rows. Calls of a child process hang under the call that was open
 in another process when the child's first call started. Per cell the calls of one node fold like a table
-row (`aggregate.fold_calls`); across repeats the median is shown.
+row (`results.figures.fold_calls`); across repeats the median is shown.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 from memharness.core.records import CallRecord
 from memharness.report import fmt
-from memharness.report.aggregate import fold_calls
-from memharness.report.runinfo import Cell
+from memharness.results.figures import fold_calls
+from memharness.results.run import CellFolder
 
 SAME_MIB = 1.0  # wrappers whose start, final and peak differ by at most this much collapse into one row
 COMPARED = ("start", "final", "peak")
@@ -69,7 +69,7 @@ def _paths(calls: list[CallRecord]) -> dict[str, tuple[str, ...]]:
     return {c.call_id: path(c) for c in calls}
 
 
-def _cell_nodes(cell: Cell) -> dict[tuple[str, ...], dict[str, float]]:
+def _cell_nodes(cell: CellFolder) -> dict[tuple[str, ...], dict[str, float]]:
     calls = cell.calls
     paths = _paths(calls)
     grouped: dict[tuple[str, ...], list[CallRecord]] = {}
@@ -105,7 +105,7 @@ def _collapse(node: Node, depth: int) -> Node:
     return node
 
 
-def pipeline_tree(cells: list[Cell]) -> list[Node]:
+def pipeline_tree(cells: list[CellFolder]) -> list[Node]:
     """The roots (phases, or top calls of runs without phases) of one pipeline's call tree, from its
     finished cells."""
     per_path: dict[tuple[str, ...], dict[int, list[dict[str, float]]]] = {}

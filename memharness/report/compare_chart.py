@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 
 from memharness.report import fmt, png
 from memharness.report.downsample import envelope
-from memharness.report.runinfo import Cell, CellSeries
+from memharness.report.series import CellSeries
+from memharness.results.run import CellFolder
 
 PIPELINE_COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -19,7 +20,7 @@ def pipeline_colors(pipelines: list[str]) -> dict[str, str]:
     return {p: PIPELINE_COLORS[i % len(PIPELINE_COLORS)] for i, p in enumerate(pipelines)}
 
 
-def render_compare(size: int, panels: list[tuple[str, list[tuple[Cell, CellSeries]]]], out: Path,
+def render_compare(size: int, panels: list[tuple[str, list[tuple[CellFolder, CellSeries]]]], out: Path,
                    colors: dict[str, str], xlabel: str = "seconds from cell start") -> dict[str, float]:
     """`panels`: (pipeline, [(cell, series), ...]) in the order to draw, left to right; the builder hands
     each cell's `run` phase (`builder.run_part`). Returns the highest peak per pipeline in MiB."""

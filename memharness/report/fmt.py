@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 from memharness.core.targets import file_name
-from memharness.report.aggregate import TREE, Stat
+from memharness.results.figures import TREE, Stat
 
 MiB = float(1 << 20)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from memharness.report import fmt
-from memharness.report.aggregate import TREE
 from memharness.report.lineprof_render import LineTable
-from memharness.report.runinfo import Cell, RunInfo
 from memharness.report.tables import Table, tree_note
 from memharness.results import names
+from memharness.results.figures import TREE
+from memharness.results.run import CellFolder, Run
 
 CSS = """
 :root { --fg:#1d1f21; --muted:#666; --line:#d9dce0; --head:#f3f5f7; --accent:#b0171f; }
@@ -62,7 +62,7 @@ class Chart:
 
 @dataclass
 class Page:
-    run: RunInfo
+    run: Run
     tables: list[Table]
     scaling: Chart | None
     compares: list[Chart]
@@ -94,7 +94,7 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _environment(cells: list[Cell]) -> str:
+def _environment(cells: list[CellFolder]) -> str:
     prints = [(c.id, _flatten(c.fingerprint)) for c in cells if c.fingerprint]
     if not prints:
         return '<p class="note">No cell wrote a fingerprint.json.</p>'
@@ -114,7 +114,7 @@ def _environment(cells: list[Cell]) -> str:
     return "\n".join(parts)
 
 
-def _failed(cells: list[Cell]) -> str:
+def _failed(cells: list[CellFolder]) -> str:
     bad = [c for c in cells if c.status != "done"]
     if not bad:
         return f'<p class="ok">All {len(cells)} cells finished.</p>'
@@ -145,7 +145,7 @@ def _tail(path: Path, n: int) -> str:
     return "\n".join(data.splitlines()[-n:])
 
 
-def missing_targets(cells: list[Cell]) -> list[dict[str, Any]]:
+def missing_targets(cells: list[CellFolder]) -> list[dict[str, Any]]:
     """Targets that did not resolve, one entry per (path, reason) with the cells it was missing in."""
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for c in cells:
@@ -157,7 +157,7 @@ def missing_targets(cells: list[Cell]) -> list[dict[str, Any]]:
     return list(grouped.values())
 
 
-def _missing(cells: list[Cell]) -> str:
+def _missing(cells: list[CellFolder]) -> str:
     entries = missing_targets(cells)
     if not entries:
         return '<p class="note">Every target resolved in every cell.</p>'
@@ -166,7 +166,7 @@ def _missing(cells: list[Cell]) -> str:
     return fmt.html_table(["Target", "Why it is missing", "Named by", "Cells"], rows)
 
 
-def unreadable_call_lines(cells: list[Cell]) -> list[dict[str, Any]]:
+def unreadable_call_lines(cells: list[CellFolder]) -> list[dict[str, Any]]:
     """Garbage lines the call-file reader skipped, per cell (a torn last line is not one of them)."""
     out = []
     for c in cells:
@@ -179,7 +179,7 @@ def unreadable_call_lines(cells: list[Cell]) -> list[dict[str, Any]]:
     return out
 
 
-def unreadable_files(cells: list[Cell]) -> list[dict[str, Any]]:
+def unreadable_files(cells: list[CellFolder]) -> list[dict[str, Any]]:
     """Cell JSON files (status, targets, fingerprint, ...) that could not be read: their figures are missing."""
     return [{"cell": c.id, "file": name, "reason": why} for c in cells for name, why in c.unreadable_files().items()]
 

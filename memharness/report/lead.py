@@ -8,7 +8,7 @@ from typing import Any
 
 from memharness.report import answer as answer_mod
 from memharness.report import calltree, fmt
-from memharness.report.runinfo import RunInfo
+from memharness.results.run import Run
 
 SUMMARY_NOTE = ("Process-tree figures over the run phase only (imports, extension compiles and model loads "
                 "happen in `prepare` and are left out). *× smallest*: peak divided by the lowest peak at that "
@@ -52,7 +52,7 @@ def prediction_rows(preds: dict[str, dict[str, Any]]) -> tuple[list[str], list[l
     return head, rows
 
 
-def lead_markdown(ans: dict[str, Any], trees: dict[str, list[calltree.Node]], run: RunInfo,
+def lead_markdown(ans: dict[str, Any], trees: dict[str, list[calltree.Node]], run: Run,
                   preds: dict[str, dict[str, Any]]) -> str:
     parts = ["## Summary\n", SUMMARY_NOTE + "\n", answer_mod.markdown(ans)]
     if trees:

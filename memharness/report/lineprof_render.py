@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memharness.core.atomic import write_bytes
-from memharness.report.runinfo import RunInfo
+from memharness.results.run import Run
 
 
 @dataclass
@@ -19,7 +19,7 @@ class LineTable:
     copy: Path  # where the report keeps it
 
 
-def copy_line_tables(run: RunInfo, out_dir: Path) -> list[LineTable]:
+def copy_line_tables(run: Run, out_dir: Path) -> list[LineTable]:
     dest_root = Path(out_dir) / "lineprof"
     if dest_root.is_dir():
         shutil.rmtree(dest_root)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from memharness.report.phases import TREE
+from memharness.results.phases import TREE
 
 MiB = float(1 << 20)
 MODELS = ("linear", "power")

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from memharness.report import fmt, png
-from memharness.report.aggregate import TREE, Row
+from memharness.results.figures import TREE, Row
 
 PER = 100_000
 

@@ -2,7 +2,7 @@
 Memory Increment | Final Memory`) plus peak, peak over start, GPU columns when present, duration and
 calls; written as Markdown, CSV and JSON.
 
-The numbers come from `aggregate.collect()`; this module only lays them out.
+The numbers come from `results.figures.collect()`; this module only lays them out.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from memharness.core.atomic import write_text
 from memharness.report import fmt
-from memharness.report.aggregate import TREE, TREE_PREPARE, Row, Stat, collect
+from memharness.results.figures import TREE, TREE_PREPARE, Row, Stat, collect
 
 __all__ = ["collect", "Column", "Table", "build_tables", "write_tables"]
 

@@ -16,7 +16,8 @@ from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE
 from memharness.report import fmt, png
 from memharness.report.downsample import envelope
 from memharness.report.lanes import Span, assign_lanes, innermost_at
-from memharness.report.runinfo import Cell, CellSeries
+from memharness.report.series import CellSeries
+from memharness.results.run import CellFolder
 
 WIDTH_IN = 13.0
 DPI = 110
@@ -49,7 +50,7 @@ def _hex(rgba) -> str:
 
 
 def render_timeline(
-    cell: Cell, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
+    cell: CellFolder, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
     peak_window: tuple[float, float] | None = None,
 ) -> TimelineInfo:
     fig, info = timeline_figure(cell, series, colors, out, peak_window)
@@ -58,7 +59,7 @@ def render_timeline(
 
 
 def timeline_figure(
-    cell: Cell, series: CellSeries, colors: dict[str, str] | None = None, out: Path | None = None,
+    cell: CellFolder, series: CellSeries, colors: dict[str, str] | None = None, out: Path | None = None,
     peak_window: tuple[float, float] | None = None,
 ) -> tuple[Figure, TimelineInfo]:
     """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info.
@@ -169,7 +170,7 @@ def timeline_figure(
 SPLIT_LINES = ((KIND_TREE_ANON, "private (RssAnon)", "#2ca02c"), (KIND_TREE_FILE, "file-backed (RssFile)", "#8c564b"))
 
 
-def _draw_split(ax, cell: Cell, t0: int) -> None:
+def _draw_split(ax, cell: CellFolder, t0: int) -> None:
     """The tree's private and file-backed RSS (format version 2), dashed under the RSS line."""
     rows = cell.memory_timeline
     if not len(rows):

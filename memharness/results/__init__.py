@@ -1,18 +1,34 @@
-"""The run folder: the names of its files (`names`), its manifest (`read_manifest`), and the `Run` / `Cell`
-model every tool that reads runs uses (report, compare, ls, the runner's resume, `memharness merge`).
+"""The run folder, end to end: the names of its files (`names`), writing it (`writer`), reading it (`Run` /
+`CellFolder`, `read_manifest`), the figures every consumer reads (`figures`, `phases`) and merging runs
+(`merge`).
 
-Standard library only (numpy where a timeline is read), so any process (a cell's virtualenv included) can
-import it.
+`names` is a leaf (standard library only) that any module may import, the measured processes' `core`
+included; everything else here is loaded on first use (PEP 562), so importing `memharness.results.names`
+costs nothing more.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
 from memharness.results import names
-from memharness.results.manifest import (
-    MANIFEST,
-    RUN_FORMAT,
-    BrokenRunError,
-    NotARunError,
-    read_manifest,
-)
-from memharness.results.run import Cell, Run
+
+_LAZY = {
+    "MANIFEST": "memharness.results.names",
+    "RUN_FORMAT": "memharness.results.manifest",
+    "BrokenRunError": "memharness.results.manifest",
+    "NotARunError": "memharness.results.manifest",
+    "read_manifest": "memharness.results.manifest",
+    "Cell": "memharness.results.run",
+    "Run": "memharness.results.run",
+}
 
 __all__ = ["MANIFEST", "RUN_FORMAT", "BrokenRunError", "Cell", "NotARunError", "Run", "names", "read_manifest"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'memharness.results' has no attribute {name!r}")
+    return getattr(import_module(module), name)

@@ -1,8 +1,9 @@
-"""`Run` and `Cell`: a run folder as the tools that read it see it (report, compare, ls, the runner's resume).
+"""`Run` and `CellFolder`: a run folder as the tools that read it see it (report, compare, ls, explain, the
+runner's resume).
 
 Each file is read at most once, when it is first asked for, and kept: a report that draws a cell's timeline,
 folds its calls into tables and finds its run-phase peak reads `calls/*.jsonl` and `timeline.bin` once
-(`Cell.calls`, `Cell.timeline`). Opening a run checks its manifest (`read_manifest`) and raises
+(`CellFolder.calls`, `CellFolder.timeline`). Opening a run checks its manifest (`read_manifest`) and raises
 `BrokenRunError` / `NotARunError` naming the file; the cell files are read leniently, as the report always
 did (a missing file reads as empty).
 """
@@ -32,7 +33,7 @@ from memharness.results.manifest import read_manifest
 def _json_file(name: str, doc: str) -> cached_property:
     """A cell property holding the JSON object of the cell's file `name`, read on first use."""
 
-    def read(cell: Cell) -> dict[str, Any]:
+    def read(cell: CellFolder) -> dict[str, Any]:
         try:
             data = read_json(cell.dir / name, {})
         except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable: the report warns, goes on
@@ -60,7 +61,7 @@ _JSON_PROPERTIES = ("status_json", "targets_json", "fingerprint_json", "cell_inf
 
 
 @dataclass(eq=False)
-class Cell:
+class CellFolder:
     """One cell of a run: its manifest entry, and its files read on first use."""
 
     id: str
@@ -74,14 +75,14 @@ class Cell:
     unreadable: dict[str, str] = field(default_factory=dict, repr=False)  # file -> why, see unreadable_files
 
     @classmethod
-    def from_entry(cls, run_dir: Path, entry: dict[str, Any]) -> Cell:
+    def from_entry(cls, run_dir: Path, entry: dict[str, Any]) -> CellFolder:
         return cls(id=str(entry["id"]), pipeline=str(entry.get("pipeline", "")), kind=str(entry.get("kind", "")),
                    size=int(entry.get("size", 0)), repeat=int(entry.get("repeat", 0)),
                    dir=Path(run_dir) / entry.get("dir", names.cell_dir_name(entry["id"])),
                    status=str(entry.get("status", "")), cause=entry.get("cause"))
 
     @classmethod
-    def at(cls, cell_dir: Path | str) -> Cell:
+    def at(cls, cell_dir: Path | str) -> CellFolder:
         """A cell folder read on its own, without its run's manifest (the folder's name as its id)."""
         cell_dir = Path(cell_dir)
         return cls(id=cell_dir.name, pipeline="", kind="", size=0, repeat=0, dir=cell_dir, status="", cause=None)
@@ -94,6 +95,29 @@ class Cell:
     imports = _json_file(names.IMPORTS, "imports.json: RSS around each import of the pipeline's packages.")
     sampled_processes = _json_file(names.PROCESSES, "processes.json: every process the sampler saw.")
     timeline_header = _json_file(names.TIMELINE_HEADER, "timeline.json: the sampler's header (interval, start).")
+
+    @cached_property
+    def fingerprint(self) -> dict[str, Any]:
+        """fingerprint.json (written before the cell ran) plus, under `chosen`, what the pipeline reported
+        it ran: the k-means and the index settings the library chose (cell_info.json)."""
+        fp = self.fingerprint_json
+        chosen = self.chosen
+        return {**fp, "chosen": chosen} if chosen else fp
+
+    @cached_property
+    def chosen(self) -> dict[str, Any]:
+        info = self.cell_info
+        kmeans = info.get("kmeans") if isinstance(info.get("kmeans"), dict) else {}
+        index = info.get("index") if isinstance(info.get("index"), dict) else {}
+        out: dict[str, Any] = {}
+        if kmeans.get("label"):
+            out["kmeans"] = kmeans["label"]
+        for key in ("ragatouille", "use_faiss", "library_settings", "library_sleep_s"):
+            if key in kmeans:
+                out[f"kmeans_{key}" if not key.startswith("library") else key] = kmeans[key]
+        out.update({f"index_{k}": v for k, v in index.items() if k in ("nbits", "kmeans_niters", "num_partitions")
+                    and v is not None})
+        return out
 
     def unreadable_files(self) -> dict[str, str]:
         """The cell's JSON files that could not be read (file name -> why); their figures are left out."""
@@ -161,12 +185,10 @@ class Cell:
 class Run:
     """A run folder: its checked manifest and its cells (`Run.open(run_dir)`)."""
 
-    cell_class: type[Cell] = Cell
-
     def __init__(self, run_dir: Path, manifest: dict[str, Any]) -> None:
         self.dir = Path(run_dir)
         self.manifest = manifest
-        self.cells: list[Cell] = [self.cell_class.from_entry(self.dir, c) for c in manifest.get("cells", [])]
+        self.cells: list[CellFolder] = [CellFolder.from_entry(self.dir, c) for c in manifest.get("cells", [])]
 
     @classmethod
     def open(cls, run_dir: Path | str) -> Run:
@@ -201,7 +223,7 @@ class Run:
     def sizes(self) -> list[int]:
         return sorted({c.size for c in self.cells})
 
-    def cell(self, cell_id: str) -> Cell:
+    def cell(self, cell_id: str) -> CellFolder:
         for c in self.cells:
             if c.id == cell_id:
                 return c

@@ -250,7 +250,7 @@ def _merge_cell_info(cell_dir: Path, fingerprint: dict[str, Any]) -> None:
 
 
 def _cell_peak(cell_dir: Path) -> int:
-    from memharness.report.phases import run_tree_peak  # the run phase's tree peak, the report's figure
+    from memharness.results.phases import run_tree_peak  # the run phase's tree peak, the report's figure
 
     header = read_json(cell_dir / "timeline.json", {}) or {}
     return run_tree_peak(cell_dir) or int(header.get("peak_tree_rss", 0))

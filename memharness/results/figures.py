@@ -23,8 +23,8 @@ from typing import Any
 
 from memharness.core import peaks
 from memharness.core.records import CallRecord
-from memharness.report.phases import TREE, TREE_PREPARE, cell_tree_figures
-from memharness.results import Cell, Run
+from memharness.results.phases import TREE, TREE_PREPARE, cell_tree_figures
+from memharness.results.run import CellFolder, Run
 
 __all__ = ["TREE", "TREE_PREPARE", "Row", "Stat", "cell_figures", "collect", "fold_calls"]
 
@@ -111,10 +111,10 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
     return out
 
 
-def cell_figures(cell: Cell | Path) -> dict[str, dict[str, float]]:
+def cell_figures(cell: CellFolder | Path) -> dict[str, dict[str, float]]:
     """target -> folded figures for one cell (a `memharness.results.Cell`, or a cell folder), plus the TREE
     pseudo-target."""
-    cell = cell if isinstance(cell, Cell) else Cell.at(cell)
+    cell = cell if isinstance(cell, CellFolder) else CellFolder.at(cell)
     by_target: dict[str, list[CallRecord]] = {}
     for rec in cell.peak_calls:
         if rec.target.startswith("phase:"):

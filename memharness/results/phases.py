@@ -18,7 +18,7 @@ import numpy as np
 
 from memharness.core import peaks
 from memharness.core.records import KIND_GPU_TREE_USED, KIND_GPU_USED, KIND_PROC_RSS, KIND_TREE_RSS, CallRecord
-from memharness.results import Cell
+from memharness.results.run import CellFolder
 
 TREE = "(process tree)"
 TREE_PREPARE = "(process tree: prepare)"
@@ -144,7 +144,7 @@ def tree_figures(rows: np.ndarray, window: Window, wall_seconds: float | None = 
     return out
 
 
-def cell_tree_figures(cell: Cell) -> dict[str, dict[str, float]]:
+def cell_tree_figures(cell: CellFolder) -> dict[str, dict[str, float]]:
     """{TREE: run-window figures, TREE_PREPARE: prepare-window figures (when recorded)} of one cell, from
     its calls, timeline, memory timeline and status.json as the cell has read them."""
     calls, rows, status = cell.calls, cell.timeline, cell.status_json
@@ -182,7 +182,7 @@ def exact_peak_call(calls: list[CallRecord], tree_peak: float, share: float = 0.
 def run_tree_peak(cell_dir: Path) -> int | None:
     """The tree peak over the `run` phase (None when the cell recorded no `run` phase or no sample):
     what `status.json`'s `peak_tree_rss` holds."""
-    cell = Cell.at(cell_dir)
+    cell = CellFolder.at(cell_dir)
     try:
         if phase_window(cell.calls, RUN) is None:
             return None
