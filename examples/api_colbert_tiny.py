@@ -41,7 +41,7 @@ print(f"model {model}\n{len(texts)} passages, e.g. {texts[0][:80]!r}")
 from colbert import Indexer  # noqa: E402
 from colbert.infra import ColBERTConfig, Run, RunConfig  # noqa: E402
 
-from memharness.pipelines._colbert_env import warm_extensions  # noqa: E402
+from memharness.pipelines.colbert_setup import warm_extensions  # noqa: E402
 
 warm_extensions(use_gpu=False)  # compile / load colbert's C++ extension outside the measurement
 shutil.rmtree(WORK, ignore_errors=True)

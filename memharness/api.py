@@ -34,6 +34,7 @@ from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.records import CallRecord, read_calls, read_timeline, tree_rss_series
 from memharness.errors import MemharnessError
+from memharness.results import names
 
 MiB = float(1 << 20)
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -96,17 +97,6 @@ def environment_fingerprint() -> dict[str, Any]:
         except (subprocess.SubprocessError, OSError, ValueError, IndexError) as exc:
             _fingerprint_cache = {"error": f"fingerprint not taken: {type(exc).__name__}: {exc}"[:500]}
     return dict(_fingerprint_cache)
-
-
-class _ApiScenario:
-    """What `Manifest.create` needs of a scenario, for a run folder made by `profile` (no YAML scenario)."""
-
-    def __init__(self, name: str, spec: dict[str, Any]) -> None:
-        self.name = name
-        self._spec = spec
-
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:  # noqa: ARG002 - pydantic's signature
-        return dict(self._spec)
 
 
 class ProfileTable(list):
@@ -191,14 +181,14 @@ class Profile:
                 self._cleanup()  # a decorated function called again: the previous call's folder goes
             self.run_dir = Path(tempfile.mkdtemp(prefix=f"memharness-{self.name}-"))
             self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.run_dir), True)
-            self.cell_dir = self.run_dir / "cells" / cell_id(self.label, self.size, 0)
+            self.cell_dir = self.run_dir / names.CELLS / cell_id(self.label, self.size, 0)
             self.status, self.error = "running", None
             self._session = Session(self.cell_dir, self.targets, optional_targets=self.optional_targets,
                                     sample_interval=self.sample_interval, follow_children=self.follow_children,
                                     probe=_probe(self.gpu))
             self._session.start()
             self._t0, self._wall0 = now_ns(), time.time_ns()
-            write_json(self.cell_dir / "status.json", {"status": "running", "cause": None, "message": "",
+            write_json(self.cell_dir / names.STATUS, {"status": "running", "cause": None, "message": "",
                                                        "t_start_ns": self._t0, "wall_start_ns": self._wall0})
             self._block = tracker_mod.enter(f"phase:{self.label}")
         except BaseException:
@@ -223,8 +213,8 @@ class Profile:
             t1 = now_ns()
             self.status = "failed" if error is not None else "done"
             self.error = message or None
-            header = read_json(self.cell_dir / "timeline.json", {}) or {}
-            write_json(self.cell_dir / "status.json", {
+            header = read_json(self.cell_dir / names.TIMELINE_HEADER, {}) or {}
+            write_json(self.cell_dir / names.STATUS, {
                 "status": self.status, "cause": "exception" if error is not None else None, "message": message,
                 "exit_code": None, "t_start_ns": self._t0, "t_end_ns": t1, "wall_start_ns": self._wall0,
                 "wall_seconds": (t1 - self._t0) / 1e9, "peak_tree_rss": int(header.get("peak_tree_rss", 0)),
@@ -245,7 +235,7 @@ class Profile:
         if self.status != "running" or self.sample_interval is None:
             raise ProfileError("wait_for_sample() needs a running block with a sampler")
         since = now_ns()
-        path = self.cell_dir / "timeline.bin"
+        path = self.cell_dir / names.TIMELINE
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             size = path.stat().st_size if path.exists() else 0
@@ -287,8 +277,8 @@ class Profile:
     def _write_manifest(self, run_dir: Path) -> None:
         import yaml
 
+        from memharness.results.writer import Manifest
         from memharness.runner.matrix import CellPlan, cell_id
-        from memharness.runner.rundir import Manifest
 
         spec = {"name": self.name, "source": "memharness.profile",
                 "pipelines": [{"name": self.label, "kind": "api", "targets": self.targets}],
@@ -299,7 +289,7 @@ class Profile:
                         repeat=0, options={}, model=None, targets=tuple(self.targets))
         text = "# recorded by memharness.profile (Python API); not a scenario file\n"
         text += yaml.safe_dump(spec, sort_keys=False)
-        manifest = Manifest.create(run_dir, _ApiScenario(self.name, spec), text, [plan])
+        manifest = Manifest.create(run_dir, self.name, spec, text, [plan])
         manifest.set_status(plan.id, self.status or "failed", "exception" if self.status == "failed" else None)
 
     # -- results ---------------------------------------------------------------------------------------
@@ -423,14 +413,14 @@ class Profile:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
             dest.rmdir()
-        shutil.copytree(self.run_dir, dest, ignore=shutil.ignore_patterns("boot.json"))
-        from memharness.runner.rundir import Manifest
+        shutil.copytree(self.run_dir, dest, ignore=shutil.ignore_patterns(names.BOOT))
+        from memharness.results.writer import Manifest
 
         manifest = Manifest.load(dest)
         manifest.data["run_id"] = dest.name
         manifest.save()
         for cell in manifest.data["cells"] if fingerprint else []:
-            write_json(dest / cell["dir"] / "fingerprint.json", environment_fingerprint())
+            write_json(dest / cell["dir"] / names.FINGERPRINT, environment_fingerprint())
         if report:
             from memharness.report import build
 

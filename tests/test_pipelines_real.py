@@ -17,8 +17,8 @@ import torch
 
 from memharness.models import resolve
 from memharness.pipelines import kmeans as km
-from memharness.pipelines._colbert_env import DeviceError, warm_extensions
 from memharness.pipelines.base import CellContext
+from memharness.pipelines.colbert_setup import DeviceError, warm_extensions
 from memharness.pipelines.registry import get
 
 # The cells run on the GPU where there is one (colbert-ai decides at import time; "cpu" on a GPU host

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from memharness.errors import MemharnessError
+from memharness.results import names
 
 ERROR_PREFIX = "memharness report"
 DISK_FULL = 3  # exit code: the disk filled while the report was written (2 is bad input)
@@ -64,7 +65,7 @@ def budget_text(index: Path, budget: str | None, gpu_budget: str | None) -> str:
 
     from memharness.report.predict import budget_lines
 
-    summary = json.loads((index.parent / "summary.json").read_text(encoding="utf-8"))
+    summary = json.loads((index.parent / names.REPORT_SUMMARY).read_text(encoding="utf-8"))
     pipelines = list(dict.fromkeys(r["pipeline"] for r in summary["rows"]))
     b, g = _budgets(budget, gpu_budget)
     return "\n".join(["", *budget_lines(summary["rows"], pipelines, b, g)])
@@ -75,8 +76,8 @@ def summary_text(index: Path) -> str:
     import json
 
     out = index.parent
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    lines = [f"report: {index}", f"tables: {out / 'tables.md'}"]
+    summary = json.loads((out / names.REPORT_SUMMARY).read_text(encoding="utf-8"))
+    lines = [f"report: {index}", f"tables: {out / names.REPORT_TABLES_MD}"]
     answer = summary.get("answer") or {}
     if answer.get("sizes"):  # the report's lead: one sentence per size, run-phase figures
         lines += ["", "summary (run phase):"] + [f"  {s['sentence']}" for s in answer["sizes"]] + [""]
@@ -89,10 +90,10 @@ def summary_text(index: Path) -> str:
         peak = max((r["metrics"]["peak"]["median"] for r in rows if "peak" in r["metrics"]), default=None)
         peak_text = f", highest peak {peak / (1 << 20):.1f} MiB" if peak is not None else ""
         lines.append(f"  {t['target']}: {len(rows)} rows ({', '.join(pipes)}){peak_text}")
-    tree_md = out / "tables" / "process_tree.md"
+    tree_md = out / names.REPORT_TABLES / names.table_files("process_tree")[0]
     if tree_md.exists():
         lines += ["", tree_md.read_text(encoding="utf-8").rstrip(), ""]
-    charts = sorted(p.name for p in out.glob("*.png"))
+    charts = sorted(p.name for pattern in names.CHART_GLOBS for p in out.glob(pattern))
     lines.append(f"charts: {len(charts)} PNGs in {out}")
     if summary["failed_cells"]:
         failed = ", ".join(f"{c['id']} ({c['cause']})" for c in summary["failed_cells"])

@@ -10,8 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from memharness.compare.entry_levels import CellLevels, cell_levels
 from memharness.compare.envdiff import EnvDiff, diff
-from memharness.compare.levels import CellLevels, cell_levels
 from memharness.compare.rule import IMPROVED, REGRESSED, UNCHANGED, Decision, Rule, decide
 from memharness.compare.shifts import GPU, HOST, Shift, find_shifts
 from memharness.compare.sides import CompareError, Side

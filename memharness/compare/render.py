@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from memharness.compare.engine import FAILED, INHERITED, METRICS, NA, OWN_METRICS, CellRef, MiB, Result, RowResult
-from memharness.compare.levels import short
+from memharness.compare.entry_levels import short
 from memharness.compare.rule import (
     IMPROVED,
     MIN_REPEATS_FOR_TEST,

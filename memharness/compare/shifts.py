@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from memharness.compare.levels import CALL, IMPORTS, CellLevels, label, segment_label, short
+from memharness.compare.entry_levels import CALL, IMPORTS, CellLevels, label, segment_label, short
 from memharness.compare.rule import UNCHANGED, Rule, decide
 
 MiB = float(1 << 20)

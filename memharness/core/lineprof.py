@@ -20,6 +20,7 @@ from typing import Any
 
 from memharness.core.atomic import write_text
 from memharness.core.targets import Patch, TargetError, file_name, resolve, undo
+from memharness.results import names
 
 
 def _raw_attr(owner: Any, name: str) -> tuple[Any, bool]:
@@ -119,7 +120,7 @@ class LineProfiles:
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for path in self.targets:
-            file = out_dir / f"{file_name(path)}.txt"
+            file = out_dir / names.lineprof_file(file_name(path))
             fh = io.StringIO()
             profiler = self.profilers.get(path)
             if profiler is None:

@@ -41,8 +41,7 @@ from memharness.core.records import (
     read_processes,
     read_timeline,
 )
-
-PROCESSES_FILE = "processes.json"
+from memharness.results import names
 
 
 class RangeMax:
@@ -123,7 +122,7 @@ def process_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None, pro
     for p in read_processes(cell_dir) if processes is None else processes:
         out[p.pid] = ProcessPeak(p.pid, p.ppid, p.t_ns, p.exit.t_ns if p.exit else None, True,
                                  p.exit.peak_rss if p.exit else None, None, call_peak.get(p.pid))
-    sampled = ((read_json(cell_dir / PROCESSES_FILE, {}) or {}) if sampled is None else sampled).get("processes", [])
+    sampled = ((read_json(cell_dir / names.PROCESSES, {}) or {}) if sampled is None else sampled).get("processes", [])
     hwm_rows = rows[rows["kind"] == KIND_PROC_HWM] if len(rows) else rows
     for s in sampled:
         pid = int(s["pid"])

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness.results import names
+
 FORMAT_VERSION = 2  # 2: process records (X), private/file-backed readings; version-1 files still read
 
 # One timeline row: 24 bytes, little endian.
@@ -29,7 +31,6 @@ KIND_PROC_ANON = 6
 KIND_PROC_FILE = 7
 KIND_TREE_ANON = 8
 KIND_TREE_FILE = 9
-MEMORY_TIMELINE_FILE = "timeline_mem.bin"
 TIMELINE_KINDS = {
     KIND_PROC_RSS: "rss of one process",
     KIND_TREE_RSS: "rss summed over the process tree",
@@ -255,13 +256,13 @@ def _apply_event(records: dict[str, CallRecord], ev: dict[str, Any]) -> None:
 def read_call_files(cell_dir: Path) -> tuple[CallRecords, list[ProcessInfo]]:
     """One pass over a cell's call files: the call records (every process, in start order, `.bad_lines`
     for the lines skipped as garbage) and each file's process header with its process record."""
-    calls_dir = Path(cell_dir) / "calls"
+    calls_dir = Path(cell_dir) / names.CALLS
     records: dict[str, CallRecord] = {}
     bad: list[BadLine] = []
     processes: list[ProcessInfo] = []
     if not calls_dir.is_dir():
         return CallRecords(), processes
-    for path in sorted(calls_dir.glob("*.jsonl")):
+    for path in sorted(calls_dir.glob(names.CALLS_GLOB)):
         header: ProcessInfo | None = None
         seen_header = False
         for number, ev in _iter_events(path, bad):
@@ -325,10 +326,10 @@ def read_timeline(cell_dir: Path):
     """The timeline rows of a cell as a numpy structured array (empty if none); drops a torn last row."""
     import numpy as np
 
-    path = Path(cell_dir) / "timeline.bin"
+    path = Path(cell_dir) / names.TIMELINE
     dtype = timeline_dtype()
     if not path.exists():
-        packed = path.with_name("timeline.bin.xz")  # as committed in results/samples (xz timeline.bin)
+        packed = path.with_name(names.TIMELINE_XZ)  # as committed in results/samples (xz timeline.bin)
         if not packed.exists():
             return np.zeros(0, dtype=dtype)
         import lzma
@@ -345,7 +346,7 @@ def read_memory_timeline(cell_dir: Path):
     `read_timeline` reads `timeline.bin`; empty for a version-1 run."""
     import numpy as np
 
-    path = Path(cell_dir) / MEMORY_TIMELINE_FILE
+    path = Path(cell_dir) / names.MEMORY_TIMELINE
     dtype = timeline_dtype()
     if not path.exists():
         return np.zeros(0, dtype=dtype)

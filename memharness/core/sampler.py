@@ -40,17 +40,15 @@ from memharness.core.records import (
     KIND_TREE_ANON,
     KIND_TREE_FILE,
     KIND_TREE_RSS,
-    MEMORY_TIMELINE_FILE,
     TIMELINE_FIELDS,
     TIMELINE_KINDS,
     TIMELINE_ROW_BYTES,
 )
+from memharness.results import names
 
 ROW = struct.Struct("<qiHhq")
 assert ROW.size == TIMELINE_ROW_BYTES
 
-GUARD_FILE = "guard.json"
-PROCESSES_FILE = "processes.json"
 
 
 class _Gpu:
@@ -119,19 +117,19 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
         "format": "memharness-timeline", "version": 1, "row_bytes": TIMELINE_ROW_BYTES,
         "fields": [list(f) for f in TIMELINE_FIELDS], "kinds": {str(k): v for k, v in TIMELINE_KINDS.items()},
         "interval_s": interval, "root_pid": root, "started_ns": now_ns(), "clock": "CLOCK_MONOTONIC",
-        "gpu": nvml is not None, "max_rss": max_rss, "memory_file": MEMORY_TIMELINE_FILE,
+        "gpu": nvml is not None, "max_rss": max_rss, "memory_file": names.MEMORY_TIMELINE,
         "memory_kinds": [5, 6, 7, 8, 9],
     }
-    write_json(out_dir / "timeline.json", header)
+    write_json(out_dir / names.TIMELINE_HEADER, header)
 
     ticks = late = 0
     peak_total = 0
     interval_ns = int(interval * 1e9)
     next_t = now_ns()
     killed = False
-    procs = _ProcessBook(out_dir / PROCESSES_FILE, root)
-    with open(out_dir / "timeline.bin", "ab", buffering=0) as fh, \
-            open(out_dir / MEMORY_TIMELINE_FILE, "ab", buffering=0) as mem_fh:
+    procs = _ProcessBook(out_dir / names.PROCESSES, root)
+    with open(out_dir / names.TIMELINE, "ab", buffering=0) as fh, \
+            open(out_dir / names.MEMORY_TIMELINE, "ab", buffering=0) as mem_fh:
         while not stop["flag"]:
             t = now_ns()
             parents = {p: pp for p, pp in procmem.descendant_tree(root).items() if p not in exclude}
@@ -167,7 +165,7 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
             ticks += 1
             peak_total = max(peak_total, total)
             if max_rss is not None and total > max_rss and not killed:
-                write_json(out_dir / GUARD_FILE, {"cause": "max_rss", "t_ns": t, "tree_rss": total,
+                write_json(out_dir / names.GUARD, {"cause": "max_rss", "t_ns": t, "tree_rss": total,
                                                   "max_rss": max_rss, "pids": live})
                 for p in reversed(live):  # children first, then the root
                     try:
@@ -184,7 +182,7 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
                 time.sleep(delay / 1e9)
     procs.tick(now_ns(), force=True)
     header.update({"stopped_ns": now_ns(), "ticks": ticks, "late_ticks": late, "peak_tree_rss": peak_total})
-    write_json(out_dir / "timeline.json", header)
+    write_json(out_dir / names.TIMELINE_HEADER, header)
     return header
 
 

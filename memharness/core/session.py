@@ -24,6 +24,7 @@ from memharness.core import targets as targets_mod
 from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import write_json
 from memharness.core.targets import Patches, ResolvedTarget, TargetError
+from memharness.results import names
 
 BOOT_DIR = Path(__file__).resolve().parent.parent / "boot"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -121,12 +122,12 @@ def start_sampler(root: int, out_dir: Path, interval: float, max_rss: int | None
     if max_rss is not None:
         cmd += ["--max-rss", str(max_rss)]
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    (Path(out_dir) / "timeline.json").unlink(missing_ok=True)
-    with open(Path(out_dir) / "sampler.log", "ab") as log:
+    (Path(out_dir) / names.TIMELINE_HEADER).unlink(missing_ok=True)
+    with open(Path(out_dir) / names.SAMPLER_LOG, "ab") as log:
         proc = subprocess.Popen(cmd, env=sampler_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True)
     deadline = time.monotonic() + 30
-    while not (Path(out_dir) / "timeline.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not (Path(out_dir) / names.TIMELINE_HEADER).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # the sampler writes its header once it samples
     return proc
 
@@ -167,16 +168,16 @@ class Session:
     def start(self) -> Session:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.resolved, self.missing = resolve_all(self.paths, self.optional)
-        write_json(self.out_dir / "targets.json", {"resolved": [t.to_dict() for t in self.resolved],
+        write_json(self.out_dir / names.TARGETS, {"resolved": [t.to_dict() for t in self.resolved],
                                                    "missing": self.missing})
-        self.tracker = tracker_mod.Tracker(self.out_dir / "calls", probe=self.probe)
+        self.tracker = tracker_mod.Tracker(self.out_dir / names.CALLS, probe=self.probe)
         tracker_mod.set_active(self.tracker)
         enter, exit_ = _call_hooks()
         for t in self.resolved:
             targets_mod.install_one(t, enter, exit_, self.patches)
         if self.follow_children:
-            boot = self.out_dir / "boot.json"
-            write_json(boot, {"calls_dir": str(self.out_dir / "calls"),
+            boot = self.out_dir / names.BOOT
+            write_json(boot, {"calls_dir": str(self.out_dir / names.CALLS),
                               "targets": [t.to_dict() for t in self.resolved],
                               "gpu": self.probe is not None})
             env = child_env(boot)

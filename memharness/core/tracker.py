@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from memharness.core import procmem
 from memharness.core.clock import now_ns
 from memharness.core.records import FORMAT_VERSION, CallLog
+from memharness.results import names
 
 
 class CallProbe(Protocol):
@@ -99,7 +100,7 @@ class Tracker:
         self._local = threading.local()
         self._finished = False
         self.calls = 0
-        self.log = CallLog(self.calls_dir / f"{self.pid}.jsonl")
+        self.log = CallLog(self.calls_dir / names.calls_file(self.pid))
         self._mem = procmem.SelfMemory()
         hwm, rss, anon, file, shmem = self._mem.read()
         # the lifetime figures of the process; the kernel's mark before our first reset counts too

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
+from memharness.results import names
 
 SUPPORTED_SUFFIXES = (".pt", ".npy", ".json")
 CHUNK = 1 << 22  # elements compared at a time
@@ -123,7 +124,7 @@ def resolve_index_dir(path: Path) -> Path:
     holds `plan.json` or `metadata.json` (a ColBERT index); otherwise `path` itself."""
     if not path.is_dir():
         raise ArtifactError(f"not a folder: {path}")
-    if not (path / "work").is_dir():
+    if not (path / names.WORK).is_dir():
         return path
     found = {p.parent for name in ("plan.json", "metadata.json") for p in path.rglob(name)}
     return found.pop() if len(found) == 1 else path

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from memharness.pipelines import kmeans as km
-from memharness.pipelines._colbert_env import (
+from memharness.pipelines.base import CellContext
+from memharness.pipelines.colbert_setup import (
     ColbertFamilyPipeline,
     loaded_extension_classes,
     record_index,
@@ -23,7 +24,6 @@ from memharness.pipelines._colbert_env import (
     select_device,
     warm_extensions,
 )
-from memharness.pipelines.base import CellContext
 from memharness.pipelines.options import Option, OptionSet
 
 # The functions the seed study profiled, as dotted paths into colbert-ai 0.2.22, in the seed's order.

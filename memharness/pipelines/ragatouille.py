@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from memharness.core import tracker
-from memharness.pipelines import _colbert_env as colbert_env
+from memharness.pipelines import colbert_setup
 from memharness.pipelines import kmeans as km
 from memharness.pipelines.base import CellContext
 from memharness.pipelines.colbert import COLBERT_TARGETS
@@ -123,7 +123,7 @@ def sleeps_recorded(seen: list[float]) -> Iterator[None]:
         module.time = real
 
 
-class RagatouillePipeline(colbert_env.ColbertFamilyPipeline):
+class RagatouillePipeline(colbert_setup.ColbertFamilyPipeline):
     kind: ClassVar[str] = "ragatouille"
     default_targets: ClassVar[list[str]] = RAGATOUILLE_TARGETS
     packages: ClassVar[list[str]] = list(PACKAGES)
@@ -157,19 +157,19 @@ class RagatouillePipeline(colbert_env.ColbertFamilyPipeline):
         return choice
 
     def prepare(self, ctx: CellContext) -> None:
-        use_gpu = colbert_env.select_device(ctx.device)
+        use_gpu = colbert_setup.select_device(ctx.device)
         self._record_kmeans(ctx, use_gpu)
-        colbert_env.remove_stale_index(self.index_path(ctx), self.options(ctx)["overwrite_index"])
-        ctx.info["extensions"] = colbert_env.warm_extensions(use_gpu)
+        colbert_setup.remove_stale_index(self.index_path(ctx), self.options(ctx)["overwrite_index"])
+        ctx.info["extensions"] = colbert_setup.warm_extensions(use_gpu)
 
     def run(self, ctx: CellContext) -> None:
         from colbert.indexing.collection_indexer import CollectionIndexer
         from ragatouille import RAGPretrainedModel
 
         opts = self.options(ctx)
-        use_gpu = colbert_env.select_device(ctx.device)
+        use_gpu = colbert_setup.select_device(ctx.device)
         choice = self._record_kmeans(ctx, use_gpu)
-        before = set(colbert_env.loaded_extension_classes())
+        before = set(colbert_setup.loaded_extension_classes())
         # PLAIDModelIndex.build replaces CollectionIndexer._train_kmeans on the class and never puts it
         # back; restore it so later code in this process (tests) gets colbert's own k-means.
         train_kmeans = CollectionIndexer._train_kmeans
@@ -199,4 +199,4 @@ class RagatouillePipeline(colbert_env.ColbertFamilyPipeline):
             if run_context is not None:
                 run_context.__exit__(None, None, None)
 
-        colbert_env.record_index(ctx, Path(index_path), before)
+        colbert_setup.record_index(ctx, Path(index_path), before)

@@ -1,6 +1,6 @@
-"""The answer the report leads with: for each collection size, each pipeline's run-phase process-tree
-peak, the innermost wrapped call open at that peak, the GPU peak where sampled, the ratio to the pipeline
-that needed least, and one generated sentence per size."""
+"""The figures of the report's answer (computed here, rendered by `lead.py`): for each collection size,
+each pipeline's run-phase process-tree peak, the innermost wrapped call open at that peak, the GPU peak
+where sampled, the ratio to the pipeline that needed least, and one generated sentence per size."""
 
 from __future__ import annotations
 

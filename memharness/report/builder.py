@@ -38,7 +38,7 @@ def _phase(timings: dict[str, float], name: str):
 
 def _clear(out_dir: Path) -> None:
     """Remove the charts of an earlier report of this run (cells or sizes may have gone since)."""
-    for pattern in ("timeline-*.png", "compare-*.png", "scaling.png"):
+    for pattern in names.CHART_GLOBS:
         for f in out_dir.glob(pattern):
             f.unlink()
 
@@ -172,12 +172,12 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
         explain_entries = explained(run.dir, out)
         page = Page(run, tables, scaling_chart, compares, timelines.charts, line_tables,
                     extra={"answer": ans, "trees": trees, "predictions": preds, "explain": explain_entries})
-        index = out / "index.html"
+        index = out / names.REPORT_INDEX
         write_text(index, render(page))
     with _phase(timings, "summary"):
         summary = _summary(run, out, ans, summary_rows, tables, scaling, preds, trees, timelines, compares,
                            line_tables, explain_entries)
-        write_text(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+        write_text(out / names.REPORT_SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
     timings["total"] = sum(v for k, v in timings.items() if k != "total")
     return index
 
@@ -192,7 +192,7 @@ def _render_timelines(run: Run, out: Path, colors: dict[str, str]) -> _Timelines
         done.series[cell.id] = s
         if s.tree is None and not cell.calls:
             continue
-        info = render_timeline(cell, s, out / f"timeline-{cell.id}.png", colors, _run_seconds(cell))
+        info = render_timeline(cell, s, out / names.timeline_chart(cell.id), colors, _run_seconds(cell))
         done.info[cell.id] = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
                               "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
         cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
@@ -218,7 +218,7 @@ def _render_compares(run: Run, series: dict[str, CellSeries], out: Path) -> list
                 panels.append((p, cs))
         if len(panels) < 2:
             continue
-        path = out / f"compare-{fmt.size_label(size)}.png"
+        path = out / names.compare_chart(fmt.size_label(size))
         peaks = render_compare(size, panels, path, pcolors, xlabel=_compare_xlabel(run))
         cap = "; ".join(f"{p}: peak {v:.1f} MiB" for p, v in peaks.items())
         charts.append(Chart(f"{fmt.size_label(size)} documents: pipelines side by side", path, cap))
@@ -235,7 +235,7 @@ def _render_scaling(run: Run, rows: list[Row], summary_rows: list[dict[str, Any]
     preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
     if not any(len(set(d["sizes"])) >= 2 for d in scaling.values()):
         return scaling, preds, None
-    path = out / "scaling.png"
+    path = out / names.SCALING_CHART
     render_scaling(scaling, path, pipeline_colors(run.pipelines), preds)
     cap = "; ".join(f"{p}: peak {fmt.signed(d['peak_slope_mib_per_100k'])}, final "
                     f"{fmt.signed(d['final_slope_mib_per_100k'])} MiB per 100k documents"

@@ -1,5 +1,5 @@
-"""What the report leads with, before the per-function tables: the summary (the answer), one call tree
-per pipeline, and the predicted sizes; as Markdown for tables.md and as HTML for index.html."""
+"""Rendering of the sections before the per-function tables: the summary (the figures of `answer.py`), one
+call tree per pipeline, and the predicted sizes; as Markdown for tables.md and as HTML for index.html."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memharness.core.atomic import write_bytes
+from memharness.results import names
 from memharness.results.run import Run
 
 
@@ -20,7 +21,7 @@ class LineTable:
 
 
 def copy_line_tables(run: Run, out_dir: Path) -> list[LineTable]:
-    dest_root = Path(out_dir) / "lineprof"
+    dest_root = Path(out_dir) / names.REPORT_LINEPROF
     if dest_root.is_dir():
         shutil.rmtree(dest_root)
     found = []

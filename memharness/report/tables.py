@@ -17,6 +17,7 @@ from typing import Any
 
 from memharness.core.atomic import write_text
 from memharness.report import fmt
+from memharness.results import names
 from memharness.results.figures import TREE, TREE_PREPARE, Row, Stat, collect
 
 __all__ = ["collect", "Column", "Table", "build_tables", "write_tables"]
@@ -208,15 +209,16 @@ def tables_markdown(tables: list[Table], title: str, lead: str = "") -> str:
 
 def write_tables(tables: list[Table], out_dir: Path, title: str, lead: str = "") -> Path:
     """`out_dir/tables/<name>.md|.csv|.json` per table and `out_dir/tables.md` with all of them."""
-    tdir = Path(out_dir) / "tables"
+    tdir = Path(out_dir) / names.REPORT_TABLES
     tdir.mkdir(parents=True, exist_ok=True)
     for old in tdir.glob("*"):
         if old.suffix in (".md", ".csv", ".json"):
             old.unlink()
     for t in tables:
-        write_text(tdir / f"{t.file_stem}.md", f"### {t.heading}\n\n{t.markdown()}")
-        write_text(tdir / f"{t.file_stem}.csv", t.csv_text())
-        write_text(tdir / f"{t.file_stem}.json", json.dumps(t.to_json(), indent=2, ensure_ascii=False) + "\n")
-    path = Path(out_dir) / "tables.md"
+        md, csv, js = names.table_files(t.file_stem)
+        write_text(tdir / md, f"### {t.heading}\n\n{t.markdown()}")
+        write_text(tdir / csv, t.csv_text())
+        write_text(tdir / js, json.dumps(t.to_json(), indent=2, ensure_ascii=False) + "\n")
+    path = Path(out_dir) / names.REPORT_TABLES_MD
     write_text(path, tables_markdown(tables, title, lead))
     return path

@@ -1,8 +1,8 @@
 """The names of every file and folder of a run folder (docs/format.md), in one place.
 
-Standard library only (pathlib): the runner, the cell process and every reader take the names from
-here. (`memharness.core` writes some of these files and keeps its own spelling, as it imports nothing
-above itself.)
+A leaf: standard library only and no other memharness import, so every module may take its names from
+here, the measured processes' `core` included (`memharness.results` loads nothing else until asked).
+`tests/test_layout.py` fails on a run-folder file-name literal anywhere else.
 """
 
 from __future__ import annotations
@@ -21,12 +21,16 @@ LOCK = ".lock"
 RESERVE = ".reserve"
 
 # --- a cell folder: cells/<cell-id>/
-CELL_SPEC = "cell.json"
+CELL_SPEC = "cell.json"  # what the cell runs (written by the supervisor, read by the cell process)
 STATUS = "status.json"
 FINGERPRINT = "fingerprint.json"
 TARGETS = "targets.json"
 IMPORTS = "imports.json"
 CELL_INFO = "cell_info.json"  # what the pipeline reported it ran (k-means, index settings)
+ERROR = "error.json"  # the exception the pipeline raised
+GUARD = "guard.json"  # the sampler crossed max_rss and killed the tree
+BOOT = "boot.json"  # how instrumented child processes find the session (not kept by `profile.save`)
+SAMPLER_LOG = "sampler.log"
 CALLS = "calls"  # calls/<pid>.jsonl, one file per instrumented process
 CALLS_GLOB = "*.jsonl"
 TIMELINE = "timeline.bin"
@@ -37,8 +41,27 @@ PROCESSES = "processes.json"
 STDOUT = "stdout.log"
 STDERR = "stderr.log"
 WORK = "work"  # the pipeline's work folder (index artifacts)
-LINEPROF = "lineprof"
+LINEPROF = "lineprof"  # lineprof/<dotted path>.txt, memory_profiler's line tables
+LINEPROF_GLOB = "*.txt"
+
+# --- a cell's explain/ folder (`memharness explain`, the scenario's `explain:`)
 EXPLAIN = "explain"
+EXPLAIN_CONFIG = "config.json"  # what the explainer inside the cell records (MEMHARNESS_EXPLAIN names it)
+EXPLAIN_CAPTURE = "capture"  # capture/host/<pid>-<n>.bin, capture/gpu/<pid>-<n>.pickle, capture/calls/<..>.json
+EXPLAIN_RERUN = "rerun"  # the second run of the cell
+EXPLAIN_JSON = "explain.json"
+EXPLAIN_MD = "explain.md"
+EXPLAIN_FLAMEGRAPH = "host-flamegraph.html"
+EXPLAIN_GPU_SNAPSHOT = "gpu-snapshot.pickle"
+
+# --- the report folder (report/ of a run, or `report --output`)
+REPORT_INDEX = "index.html"
+REPORT_SUMMARY = "summary.json"
+REPORT_TABLES_MD = "tables.md"
+REPORT_TABLES = "tables"  # tables/<target>.md|csv|json
+REPORT_LINEPROF = "lineprof"
+SCALING_CHART = "scaling.png"
+CHART_GLOBS = ("timeline-*.png", "compare-*.png", SCALING_CHART)  # removed before a report is rendered again
 
 
 def scenario_revision_file(rev: int) -> str:
@@ -49,3 +72,26 @@ def scenario_revision_file(rev: int) -> str:
 def cell_dir_name(cell_id: str) -> str:
     """A cell's folder relative to its run folder, as the manifest's `dir` holds it."""
     return f"{CELLS}/{cell_id}"
+
+
+def calls_file(pid: int) -> str:
+    """The call records of one instrumented process, inside `calls/`."""
+    return f"{pid}.jsonl"
+
+
+def lineprof_file(stem: str) -> str:
+    """A line-profiled function's memory_profiler table, inside `lineprof/`."""
+    return f"{stem}.txt"
+
+
+def timeline_chart(cell_id: str) -> str:
+    return f"timeline-{cell_id}.png"
+
+
+def compare_chart(size_label: str) -> str:
+    return f"compare-{size_label}.png"
+
+
+def table_files(stem: str) -> tuple[str, str, str]:
+    """A per-function table's Markdown, CSV and JSON files, inside `tables/`."""
+    return f"{stem}.md", f"{stem}.csv", f"{stem}.json"

@@ -179,7 +179,7 @@ class CellFolder:
 
     def lineprof_files(self) -> list[Path]:
         d = self.dir / names.LINEPROF
-        return sorted(d.glob("*.txt")) if d.is_dir() else []
+        return sorted(d.glob(names.LINEPROF_GLOB)) if d.is_dir() else []
 
 
 class Run:

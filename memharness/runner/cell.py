@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from memharness.core.atomic import write_json
+from memharness.results import names
 
 if TYPE_CHECKING:
     from memharness.pipelines.base import CellContext
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 def read_spec(cell_dir: Path) -> dict[str, Any]:
     """The cell's `cell.json`; its `sys_path` folders (cwd, the scenario's folder) go in front of sys.path so
     `callable` modules import."""
-    spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
+    spec = json.loads((cell_dir / names.CELL_SPEC).read_text(encoding="utf-8"))
     for path in spec.get("sys_path", []):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -77,9 +78,9 @@ def _measure_imports(cell_dir: Path, spec: dict) -> None:
         options = dict(spec.get("options", {}))
         steps = steps_for(list(pipeline.packages), pipeline.import_modules(options))
     except Exception as exc:  # noqa: BLE001 - never fails the cell; the pipeline reports the real error
-        write_json(cell_dir / "imports.json", {"error": f"{type(exc).__name__}: {exc}"[:500]})
+        write_json(cell_dir / names.IMPORTS, {"error": f"{type(exc).__name__}: {exc}"[:500]})
         return
-    write_json(cell_dir / "imports.json", measure(steps))
+    write_json(cell_dir / names.IMPORTS, measure(steps))
 
 
 def run_cell(cell_dir: Path) -> int:
@@ -90,7 +91,7 @@ def run_cell(cell_dir: Path) -> int:
     from memharness.core.session import Session
     from memharness.pipelines import registry
 
-    workdir = cell_dir / "work"
+    workdir = cell_dir / names.WORK
     workdir.mkdir(parents=True, exist_ok=True)
     _measure_imports(cell_dir, spec)
     session = Session(cell_dir, spec["targets"], optional_targets=spec["default_targets"],
@@ -112,23 +113,23 @@ def run_cell(cell_dir: Path) -> int:
             pipeline.run(ctx)
         return 0
     except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes a recorded cause
-        write_json(cell_dir / "error.json", {"type": type(exc).__name__, "message": str(exc)[:2000],
+        write_json(cell_dir / names.ERROR, {"type": type(exc).__name__, "message": str(exc)[:2000],
                                              "traceback": traceback.format_exc()[-20000:]})
         traceback.print_exc()
         return 1
     finally:
         if ctx is not None:
-            write_json(cell_dir / "cell_info.json", ctx.info)
+            write_json(cell_dir / names.CELL_INFO, ctx.info)
         if line_profiles is not None:
             line_profiles.uninstall()
-            line_profiles.write(cell_dir / "lineprof")
+            line_profiles.write(cell_dir / names.LINEPROF)
         session.stop()
 
 
 def main() -> int:
     cell_dir = Path(sys.argv[1]).resolve()
-    (cell_dir / "work").mkdir(parents=True, exist_ok=True)
-    os.chdir(cell_dir / "work")  # libraries that write relative to the cwd write into the cell
+    (cell_dir / names.WORK).mkdir(parents=True, exist_ok=True)
+    os.chdir(cell_dir / names.WORK)  # libraries that write relative to the cwd write into the cell
     code = run_cell(cell_dir)
     sys.stdout.flush()
     sys.stderr.flush()

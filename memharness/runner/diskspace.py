@@ -19,11 +19,11 @@ import tempfile
 from pathlib import Path
 
 from memharness.core.records import TIMELINE_ROW_BYTES
+from memharness.results import names
 
 MiB = 1 << 20
 PROBE_BYTES = 4 * MiB
 RESERVE_BYTES = 4 * MiB
-RESERVE_FILE = ".reserve"
 ROWS_PER_TICK = 8  # the tree's total and the RSS of the root and a handful of workers
 ASSUMED_CELL_SECONDS = 3600.0
 CELL_OVERHEAD = 2 * MiB
@@ -82,7 +82,7 @@ class Reserve:
     """RESERVE_BYTES kept in the run folder, given up when the disk fills so the bookkeeping can be written."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / RESERVE_FILE
+        self.path = Path(run_dir) / names.RESERVE
 
     def create(self) -> None:
         try:

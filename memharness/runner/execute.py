@@ -13,14 +13,16 @@ from typing import TYPE_CHECKING
 
 from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
+from memharness.results import names
+from memharness.results.writer import Manifest, ManifestError, new_run_dir
 from memharness.runner import diskspace
-from memharness.runner.executors.node import local_placement
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
+from memharness.runner.node import local_placement
 from memharness.runner.preflight import Preflight, PreflightError, remove_empty, run_preflight
-from memharness.runner.rundir import Manifest, ManifestError, new_run_dir, scenario_changes
 from memharness.runner.signals import Interrupted, StopSignals, signal_name
 from memharness.runner.supervisor import CellOutcome, describe_plan, run_cell, summarize
+from memharness.scenario.changes import scenario_changes
 
 if TYPE_CHECKING:
     from memharness.scenario import Scenario
@@ -180,7 +182,8 @@ def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan],
         lock.acquire()
         hold(lock)
         try:
-            manifest = Manifest.create(run_dir, scenario, req.scenario_path.read_text(encoding="utf-8"), plans)
+            manifest = Manifest.create(run_dir, scenario.name, scenario.model_dump(mode="json"),
+                                       req.scenario_path.read_text(encoding="utf-8"), plans)
             _record_sizes(manifest)
             return manifest
         except OSError as exc:
@@ -191,7 +194,7 @@ def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan],
             return EXIT_WRITE_FAILED
     run_dir = manifest.run_dir
     if changes:
-        rev = manifest.add_revision(scenario, req.scenario_path.read_text(encoding="utf-8"),
+        rev = manifest.add_revision(scenario.model_dump(mode="json"), req.scenario_path.read_text(encoding="utf-8"),
                                     [c["id"] for c in manifest.data["cells"] if c["status"] in ("done", "failed")])
         say(f"scenario changed since the run started (--force): the remaining cells run under revision {rev}, "
             f"kept in {run_dir / f'scenario.r{rev}.yaml'}")
@@ -248,7 +251,7 @@ class _CellLoop:
         def tick(elapsed: float, rss: int) -> None:
             progress.update(task, live=f"cell {elapsed:6.1f} s  RSS {rss / 2**20:8.0f} MiB")
 
-        cell_dir = self.run_dir / "cells" / plan.id
+        cell_dir = self.run_dir / names.CELLS / plan.id
         outcome = run_cell(plan, cell_dir, self.scenario, self.pre, on_tick=tick, stop_requested=self.stops.requested,
                            disk_low=self.disk_low)
         if outcome.cause == "disk_full" or (
@@ -271,15 +274,15 @@ def _record_write_failure(loop: _CellLoop, todo: list[CellPlan], exc: OSError) -
     full = diskspace.is_disk_full(exc)
     cause = "disk_full" if full else "write_error"
     if loop.current is not None:
-        cell_dir = loop.run_dir / "cells" / loop.current.id
+        cell_dir = loop.run_dir / names.CELLS / loop.current.id
         message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
         try:
-            status = read_json(cell_dir / "status.json", {}) or {}
+            status = read_json(cell_dir / names.STATUS, {}) or {}
         except ValueError:
             status = {}
         status.update({"status": "interrupted", "cause": cause, "message": message})
         try:
-            write_json(cell_dir / "status.json", status)
+            write_json(cell_dir / names.STATUS, status)
         except OSError:
             pass
     try:
@@ -294,7 +297,7 @@ def _build_report(run_dir: Path, say: Callable[[str], None]) -> None:
 
         index = build(run_dir)
         say(f"report: {index}")
-        for line in ((read_json(index.parent / "summary.json", {}) or {}).get("answer") or {}).get("sizes", []):
+        for line in ((read_json(index.parent / names.REPORT_SUMMARY, {}) or {}).get("answer") or {}).get("sizes", []):
             say(f"  {line['sentence']}")  # the report's lead, run phase
     except Exception as exc:  # noqa: BLE001 - the measurements are on disk; the report can be redone
         print(f"warning: the report could not be built ({type(exc).__name__}: {exc}); "

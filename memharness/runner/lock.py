@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 
 from memharness.errors import MemharnessError
-
-LOCK_FILE = ".lock"
+from memharness.results import names
 
 
 class RunLocked(MemharnessError):
@@ -21,7 +20,7 @@ class RunLocked(MemharnessError):
 
 class RunLock:
     def __init__(self, run_dir: Path) -> None:
-        self.path = Path(run_dir) / LOCK_FILE
+        self.path = Path(run_dir) / names.LOCK
         self._fd: int | None = None
 
     def acquire(self) -> RunLock:

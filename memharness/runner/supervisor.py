@@ -34,13 +34,13 @@ from typing import TYPE_CHECKING, Any
 from memharness.core import procmem
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
-from memharness.core.sampler import GUARD_FILE
 from memharness.core.session import interpreter_env, start_sampler, stop_sampler
+from memharness.results import names
 from memharness.runner import diskspace
 from memharness.runner import leftovers as leftovers_mod
-from memharness.runner.executors.node import local_node, machine_gpus
 from memharness.runner.leftovers import kill_tree
 from memharness.runner.matrix import CellPlan
+from memharness.runner.node import local_node, machine_gpus
 from memharness.runner.preflight import PipelineCheck, Preflight, cache_dir
 from memharness.runner.signals import Interrupted, stop_message
 from memharness.scenario import format_size
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["CellOutcome", "CellWatch", "classify_exit", "describe_plan", "kill_tree", "run_cell", "summarize",
            "write_cell_spec"]
 
-STALE_FILES = ("error.json", GUARD_FILE, "timeline.bin", "timeline.json", "cell_info.json")
+STALE_FILES = (names.ERROR, names.GUARD, names.TIMELINE, names.TIMELINE_HEADER, names.CELL_INFO)
 _rss_text = functools.partial(diskspace.fmt, mib_decimals=0, gib_decimals=2)  # "600 MiB", "1.50 GiB"
 
 
@@ -125,7 +125,7 @@ def classify_exit(watch: CellWatch, *, guard: dict | None = None, error: dict | 
 def write_cell_spec(cell_dir: Path, plan: CellPlan, scenario: Scenario, pre: Preflight) -> None:
     check = pre.pipelines[plan.pipeline]
     probe = check.probe
-    write_json(cell_dir / "cell.json", {
+    write_json(cell_dir / names.CELL_SPEC, {
         "id": plan.id, "pipeline": plan.pipeline, "kind": plan.kind, "size": plan.size, "repeat": plan.repeat,
         "options": plan.options, "model": check.model_path, "model_spec": plan.model, "device": check.device,
         "targets": list(plan.targets), "default_targets": probe.get("default_targets", []),
@@ -140,9 +140,9 @@ def _clear_cell_dir(cell_dir: Path) -> None:
     cell_dir.mkdir(parents=True, exist_ok=True)
     for stale in STALE_FILES:
         (cell_dir / stale).unlink(missing_ok=True)
-    calls = cell_dir / "calls"
+    calls = cell_dir / names.CALLS
     if calls.is_dir():
-        for f in calls.glob("*.jsonl"):
+        for f in calls.glob(names.CALLS_GLOB):
             f.unlink()
 
 
@@ -150,7 +150,7 @@ def _write_fingerprint(cell_dir: Path, check: PipelineCheck) -> dict[str, Any]:
     fingerprint = dict(check.probe.get("fingerprint", {}))
     fingerprint["device"] = check.device
     fingerprint["node"] = local_node(machine_gpus(fingerprint))  # the Ray executor retakes it on its node
-    write_json(cell_dir / "fingerprint.json", fingerprint)
+    write_json(cell_dir / names.FINGERPRINT, fingerprint)
     return fingerprint
 
 
@@ -213,7 +213,7 @@ def _run_and_watch(cell_dir: Path, python: str, env: dict[str, str], scenario: S
     proc: subprocess.Popen | None = None
     sampler: subprocess.Popen | None = None
     try:
-        with open(cell_dir / "stdout.log", "wb") as out, open(cell_dir / "stderr.log", "wb") as err:
+        with open(cell_dir / names.STDOUT, "wb") as out, open(cell_dir / names.STDERR, "wb") as err:
             proc = subprocess.Popen([python, "-m", "memharness.runner.cell", str(cell_dir)], stdout=out,
                                     stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
         sampler = start_sampler(proc.pid, cell_dir, scenario.sample_interval, scenario.max_rss)
@@ -243,16 +243,16 @@ def _handle_leftovers(token: str, policy: str, killed_by_us: bool) -> tuple[list
 
 def _merge_cell_info(cell_dir: Path, fingerprint: dict[str, Any]) -> None:
     """Add the facts the pipeline reported (cell_info.json) to the fingerprint."""
-    info = read_json(cell_dir / "cell_info.json")
+    info = read_json(cell_dir / names.CELL_INFO)
     if info:
         fingerprint.update(dict(info.items()))
-        write_json(cell_dir / "fingerprint.json", fingerprint)
+        write_json(cell_dir / names.FINGERPRINT, fingerprint)
 
 
 def _cell_peak(cell_dir: Path) -> int:
     from memharness.results.phases import run_tree_peak  # the run phase's tree peak, the report's figure
 
-    header = read_json(cell_dir / "timeline.json", {}) or {}
+    header = read_json(cell_dir / names.TIMELINE_HEADER, {}) or {}
     return run_tree_peak(cell_dir) or int(header.get("peak_tree_rss", 0))
 
 
@@ -277,7 +277,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
 
     explain_req = explain_mod.prepare(scenario, plan.pipeline, plan.size, cell_dir, env)
     t0, wall0 = now_ns(), time.time_ns()
-    write_json(cell_dir / "status.json", {"status": "running", "cause": None, "message": "", "t_start_ns": t0,
+    write_json(cell_dir / names.STATUS, {"status": "running", "cause": None, "message": "", "t_start_ns": t0,
                                           "wall_start_ns": wall0})
     oom_before = _oom_kills()
     watch = _run_and_watch(cell_dir, check.python, env, scenario, t0, token, on_tick,
@@ -285,7 +285,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     t1 = now_ns()
     left_info, shown = _handle_leftovers(token, getattr(scenario, "leftovers", "kill"), watch.killed_by_us)
     status, cause, message = classify_exit(
-        watch, guard=read_json(cell_dir / GUARD_FILE), error=read_json(cell_dir / "error.json"),
+        watch, guard=read_json(cell_dir / names.GUARD), error=read_json(cell_dir / names.ERROR),
         timeout=scenario.timeout, oom_kills_before=oom_before,
         oom_kills_after=_oom_kills() if watch.returncode == -signal.SIGKILL else None)
     if explain_req is not None and watch.stop_signal is None:
@@ -300,7 +300,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     }
     if left_info:
         record["leftovers"] = left_info
-    write_json(cell_dir / "status.json", record)
+    write_json(cell_dir / names.STATUS, record)
     if watch.stop_signal is not None:
         raise Interrupted(watch.stop_signal)
     return outcome

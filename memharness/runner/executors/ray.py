@@ -31,14 +31,15 @@ from typing import TYPE_CHECKING, Any
 from memharness.core.atomic import read_json, write_json
 from memharness.core.session import interpreter_env
 from memharness.errors import MemharnessError
-from memharness.runner.executors.node import local_node, machine_gpus
+from memharness.results import names
 from memharness.runner.matrix import CellPlan
+from memharness.runner.node import local_node, machine_gpus
 from memharness.runner.preflight import Preflight
 from memharness.runner.signals import Interrupted, stop_message
 from memharness.runner.supervisor import CellOutcome, run_cell, summarize, write_cell_spec
 
 if TYPE_CHECKING:
-    from memharness.runner.rundir import Manifest
+    from memharness.results.writer import Manifest
     from memharness.scenario import Scenario
 
 EXTRA_HINT = "executor ray: Ray is not installed; it is an optional extra: pip install 'memharness[ray]'"
@@ -85,7 +86,7 @@ def _tar_folder(folder: Path, skip_work: bool) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for item in sorted(folder.iterdir()):
-            if skip_work and item.name == "work":
+            if skip_work and item.name == names.WORK:
                 continue
             tar.add(item, arcname=item.name)
     return buf.getvalue()
@@ -124,7 +125,7 @@ def cell_task(plan: CellPlan, scenario: Scenario, pre: Preflight, board, env: di
         cell_dir = scratch / plan.id
         outcome = run_cell(plan, cell_dir, scenario, pre)
         check = pre.pipelines[plan.pipeline]
-        fp = read_json(cell_dir / "fingerprint.json", {}) or {}
+        fp = read_json(cell_dir / names.FINGERPRINT, {}) or {}
         taken = _node_fingerprint(check.python, sorted((fp.get("packages") or {}).keys()), scenario.env)
         if taken is not None:
             fp.update(taken)
@@ -133,7 +134,7 @@ def cell_task(plan: CellPlan, scenario: Scenario, pre: Preflight, board, env: di
         fp["node"] = {**(fp.get("node") or {}),
                       **{k: node[k] for k in ("hostname", "node_id", "node_ip", "type", "gpu_ids", "gpu")}}
         fp["executor"] = "ray"
-        write_json(cell_dir / "fingerprint.json", fp)
+        write_json(cell_dir / names.FINGERPRINT, fp)
         return {"outcome": asdict(outcome), "node": node,
                 "tar": _tar_folder(cell_dir, skip_work=not scenario.return_work)}
     finally:
@@ -179,7 +180,7 @@ def _pipeline_resources(scenario: Scenario, name: str) -> dict[str, float]:
 
 def install_cell(run_dir: Path, cell_id: str, archive: bytes) -> Path:
     """Write a returned cell folder into the run folder atomically: unpack beside it, then rename."""
-    cells = run_dir / "cells"
+    cells = run_dir / names.CELLS
     cells.mkdir(parents=True, exist_ok=True)
     incoming = cells / f".incoming-{cell_id}-{uuid.uuid4().hex[:8]}"
     incoming.mkdir()
@@ -203,14 +204,14 @@ def install_cell(run_dir: Path, cell_id: str, archive: bytes) -> Path:
 def record_failure(run_dir: Path, plan: CellPlan, scenario: Scenario, pre: Preflight, cause: str, message: str,
                    node: dict[str, Any] | None, status: str = "failed") -> CellOutcome:
     """A cell whose folder did not come back (lost, cancelled): a cell folder holding its spec and status."""
-    cell_dir = run_dir / "cells" / plan.id
+    cell_dir = run_dir / names.CELLS / plan.id
     cell_dir.mkdir(parents=True, exist_ok=True)
     write_cell_spec(cell_dir, plan, scenario, pre)
     record = {"status": status, "cause": cause, "message": message, "exit_code": None, "wall_seconds": 0.0,
               "peak_tree_rss": 0, "size": plan.size, "pipeline": plan.pipeline}
     if node:
         record["node"] = {k: node.get(k) for k in ("hostname", "node_id", "node_ip")}
-    write_json(cell_dir / "status.json", record)
+    write_json(cell_dir / names.STATUS, record)
     return CellOutcome(status, cause, message, 0.0, 0)
 
 
@@ -320,7 +321,7 @@ def run_cells(todo: list[CellPlan], run_dir: Path, manifest: Manifest, scenario:
                 else:
                     node = result["node"]
                     if disk_low is not None and disk_low():
-                        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / "cells" / plan.id))
+                        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / names.CELLS / plan.id))
                     install_cell(run_dir, plan.id, result["tar"])
                     outcome = CellOutcome(**result["outcome"])
                 manifest.cell(plan.id).update(_placement(node))

@@ -1,18 +1,34 @@
-"""The run folder and its manifest: created once, updated atomically at every cell status change."""
+"""Writing a run folder: a new folder per run, its manifest created once and updated atomically at every cell
+status change, scenario revisions kept beside it. The runner and `memharness.profile` both write through
+`Manifest`; a cell's own files are written by the cell and its supervisor (names in `results.names`)."""
 
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from memharness.core.atomic import write_json, write_text
 from memharness.core.clock import clock_anchor
-from memharness.results import BrokenRunError, NotARunError
-from memharness.results.manifest import RUN_FORMAT, parse_manifest
+from memharness.results.manifest import RUN_FORMAT, BrokenRunError, NotARunError, parse_manifest
 from memharness.results.names import MANIFEST, SCENARIO, cell_dir_name, scenario_revision_file
-from memharness.runner.matrix import CellPlan
+
+
+class PlannedCell(Protocol):
+    """What the manifest records of a cell to run (`runner.matrix.CellPlan` is one)."""
+
+    id: str
+    pipeline: str
+    kind: str
+    size: int
+    repeat: int
+
+
+def cell_entry(cell: PlannedCell) -> dict[str, Any]:
+    """A manifest entry for a cell not yet run."""
+    return {"id": cell.id, "pipeline": cell.pipeline, "kind": cell.kind, "size": cell.size, "repeat": cell.repeat,
+            "dir": cell_dir_name(cell.id), "status": "pending", "cause": None}
 
 
 def new_run_dir(output: Path, scenario_name: str) -> Path:
@@ -67,14 +83,16 @@ class Manifest:
         self.data = data
 
     @classmethod
-    def create(cls, run_dir: Path, scenario, scenario_text: str, plans: list[CellPlan]) -> Manifest:
+    def create(cls, run_dir: Path, name: str, spec: dict[str, Any], scenario_text: str,
+               cells: list[PlannedCell]) -> Manifest:
+        """Write the manifest of a new run of scenario `name` (`spec`: the scenario as JSON data, `scenario_text`:
+        the file kept as scenario.yaml) with `cells` pending."""
         anchor = clock_anchor()
         data = {
-            "format": RUN_FORMAT, "version": 1, "scenario": scenario.name, "run_id": Path(run_dir).name,
+            "format": RUN_FORMAT, "version": 1, "scenario": name, "run_id": Path(run_dir).name,
             "created_wall_ns": anchor["wall_ns"], "clock": anchor,
-            "scenario_spec": scenario.model_dump(mode="json"),
-            "cells": [{"id": p.id, "pipeline": p.pipeline, "kind": p.kind, "size": p.size, "repeat": p.repeat,
-                       "dir": cell_dir_name(p.id), "status": "pending", "cause": None} for p in plans],
+            "scenario_spec": spec,
+            "cells": [cell_entry(c) for c in cells],
         }
         write_text(Path(run_dir) / SCENARIO, scenario_text)
         m = cls(run_dir, data)
@@ -96,7 +114,7 @@ class Manifest:
             raise ManifestError(path, problem, f"{path}: {problem}; not a resumable memharness run")
         return cls(run_dir, data)
 
-    def add_revision(self, scenario, scenario_text: str, finished: list[str]) -> int:
+    def add_revision(self, spec: dict[str, Any], scenario_text: str, finished: list[str]) -> int:
         """Record that the remaining cells run under an edited scenario; returns the new revision number.
 
         `scenario_revisions` lists every scenario the run used (0 is the one it was created with, kept in
@@ -111,7 +129,6 @@ class Manifest:
         rev = revisions[-1]["rev"] + 1
         name = scenario_revision_file(rev)
         write_text(self.run_dir / name, scenario_text)
-        spec = scenario.model_dump(mode="json")
         revisions.append({"rev": rev, "file": name, "spec": spec, "created_wall_ns": time.time_ns()})
         self.data["scenario_spec"] = spec
         return rev
@@ -130,13 +147,9 @@ class Manifest:
                 return c
         raise KeyError(cell_id)
 
-    def add_cells(self, plans: list[CellPlan]) -> None:
+    def add_cells(self, cells: list[PlannedCell]) -> None:
         known = {c["id"] for c in self.data["cells"]}
-        for p in plans:
-            if p.id not in known:
-                self.data["cells"].append({"id": p.id, "pipeline": p.pipeline, "kind": p.kind, "size": p.size,
-                                           "repeat": p.repeat, "dir": cell_dir_name(p.id), "status": "pending",
-                                           "cause": None})
+        self.data["cells"] += [cell_entry(c) for c in cells if c.id not in known]
 
     def set_status(self, cell_id: str, status: str, cause: str | None = None) -> None:
         c = self.cell(cell_id)
@@ -150,34 +163,3 @@ class Manifest:
         for c in self.data["cells"]:
             out[c["status"]] = out.get(c["status"], 0) + 1
         return out
-
-
-def scenario_changes(old_spec: Any, scenario) -> list[str]:
-    """How `scenario` differs from a run's recorded `scenario_spec`, one `field: old -> new` each.
-
-    Both sides are normalised through the schema (defaults filled in), so a spec recorded before a field
-    existed does not differ by that field alone. `output` is left out: the run folder is given explicitly.
-    """
-    from pydantic import ValidationError
-
-    new = scenario.model_dump(mode="json")
-    try:
-        old = type(scenario).model_validate(old_spec).model_dump(mode="json")
-    except (ValidationError, TypeError):
-        old = old_spec if isinstance(old_spec, dict) else {}
-    changes: list[str] = []
-
-    def walk(a: Any, b: Any, path: str) -> None:
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in list(dict.fromkeys([*a, *b])):
-                if path == "" and key == "output":
-                    continue
-                walk(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
-        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                walk(x, y, f"{path}[{i}]")
-        elif a != b:
-            changes.append(f"{path}: {json.dumps(a, default=str)[:60]} -> {json.dumps(b, default=str)[:60]}")
-
-    walk(old, new, "")
-    return changes

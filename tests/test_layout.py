@@ -1,0 +1,77 @@
+"""The package's layout holds: run-folder file names live only in `memharness/results/names.py`, and the
+imports between packages are the ones `docs/layout.md` documents (no loops, no arrow pointing up)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "memharness"
+NAMES = PACKAGE / "results" / "names.py"
+
+FILE_NAME = re.compile(r"^[\w.*-]*\.(json|jsonl|bin|xz|log|yaml|md|html|png|csv|pickle|txt)$")
+# Files of other tools that memharness reads: not part of a run folder.
+OTHER_TOOLS = {
+    ("corpus/hf.py", "state.json"): "a datasets save_to_disk folder",
+    ("corpus/hf.py", "dataset_dict.json"): "a datasets save_to_disk folder",
+    ("corpus/vocab.py", "vocab.txt"): "the MiniLM package's tokenizer vocabulary",
+    ("models/__init__.py", "memharness-model.json"): "the marker of a built-in model folder (the model cache)",
+    ("models/build.py", "vocab.txt"): "a BERT checkpoint's files",
+    ("models/build.py", "tokenizer.json"): "a BERT checkpoint's files",
+    ("models/build.py", "tokenizer_config.json"): "a BERT checkpoint's files",
+    ("models/build.py", "special_tokens_map.json"): "a BERT checkpoint's files",
+    ("models/build.py", "config.json"): "a BERT checkpoint's files",
+    ("models/build.py", "model.safetensors"): "a BERT checkpoint's files",
+    ("pipelines/colbert_setup.py", "metadata.json"): "a ColBERT index's metadata",
+    ("drift/artifacts.py", "plan.json"): "a ColBERT index's files",
+    ("drift/artifacts.py", "metadata.json"): "a ColBERT index's files",
+    ("drift/capture.py", "config.json"): "a Hugging Face model folder",
+    ("drift/tiny.py", "config.json"): "a Hugging Face model folder",
+    ("core/imports.py", "top_level.txt"): "a distribution's metadata",
+    ("corpus/cache.py", ".jsonl"): "the corpus cache (outside run folders)",
+    ("corpus/cache.py", ".json"): "the corpus cache (outside run folders)",
+}
+FOLDER_WORDS = {"calls", "cells", "work", "report", "explain", "lineprof", "tables", "capture", "rerun"}
+
+
+def _literals(tree: ast.AST) -> list[tuple[int, str, str]]:
+    """(line, text, why) of string constants that name a file: a file-name shape anywhere, or a run-folder
+    word on the right of a `/` path join."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and FILE_NAME.match(node.value):
+            found.append((node.lineno, node.value, "file name"))
+        elif isinstance(node, ast.JoinedStr):
+            tail = node.values[-1] if node.values else None
+            if isinstance(tail, ast.Constant) and isinstance(tail.value, str) and re.search(
+                    r"\.(json|jsonl|bin|log|png|md|csv|txt|pickle)$", tail.value):
+                found.append((node.lineno, tail.value, "file name pattern"))
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            right = node.right
+            if isinstance(right, ast.Constant) and isinstance(right.value, str) and right.value in FOLDER_WORDS:
+                found.append((node.lineno, right.value, "path part"))
+    return found
+
+
+def test_no_run_folder_file_name_outside_names_py():
+    """Every run-folder name comes from results/names.py: a file renamed there is renamed everywhere."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == NAMES:
+            continue
+        rel = path.relative_to(PACKAGE).as_posix()
+        for line, text, why in _literals(ast.parse(path.read_text(encoding="utf-8"))):
+            key = (rel, text if not text.startswith(".") else text)
+            if key in OTHER_TOOLS or (rel, "." + text.rsplit(".", 1)[-1]) in OTHER_TOOLS:
+                continue
+            offenders.append(f"memharness/{rel}:{line}: {text!r} ({why})")
+    assert not offenders, "file-name literals outside results/names.py:\n" + "\n".join(offenders)
+
+
+def test_the_literal_finder_finds_what_it_should():
+    src = 'p = cell / "status.json"\nq = out / "calls"\nr = f"timeline-{x}.png"\ns = {"calls": 1}\n'
+    found = [(text, why) for _, text, why in _literals(ast.parse(src))]
+    assert found == [("status.json", "file name"), ("calls", "path part"), (".png", "file name pattern")] or \
+        sorted(found) == sorted([("status.json", "file name"), ("calls", "path part"), (".png", "file name pattern")])
