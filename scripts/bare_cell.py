@@ -2,7 +2,7 @@
 comparisons: `python scripts/bare_cell.py CELL_DIR WORKDIR`. Prints the wall time of the whole process
 work (corpus read, prepare, run) as JSON on the last line.
 
-The cell spec and the pipeline's context come from the cell's own builders (`runner/cell.py` `read_spec`,
+The cell spec and the pipeline's context come from the cell's own builders (`runner/cell_main.py` `read_spec`,
 `build_context`), so the bare baseline runs exactly what a measured cell runs; nothing else of the cell
 (session, tracker, phases) is imported.
 """
@@ -19,7 +19,7 @@ def main() -> int:
     t0 = time.monotonic()
     cell_dir, workdir = Path(sys.argv[1]), Path(sys.argv[2])
     from memharness.pipelines import registry
-    from memharness.runner.cell import build_context, read_spec
+    from memharness.runner.cell_main import build_context, read_spec
 
     spec = read_spec(cell_dir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,9 @@ def harness(cell_dir: Path, python: str, env: dict) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="mh-harness-"))
     try:
         shutil.copy(cell_dir / "cell.json", tmp / "cell.json")
-        proc = subprocess.Popen([python, "-m", "memharness.runner.cell", str(tmp)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        from memharness.runner.supervisor import start_cell_process
+
+        proc = start_cell_process(python, tmp, env)
         sampler = start_sampler(proc.pid, tmp, 0.05)
         rc = proc.wait()
         stop_sampler(sampler)

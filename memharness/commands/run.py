@@ -60,6 +60,7 @@ def run(
 
     from memharness.runner.execute import PreflightError, RunRequest, execute
     from memharness.scenario import ScenarioError, parse_size
+    from memharness.scenario.executors import executor_names
 
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -69,8 +70,8 @@ def run(
         raise MemharnessError(f"--sizes: {exc}") from None
     if resume is not None and not (resume / MANIFEST).exists():
         raise MemharnessError(f"--resume {resume}: not a memharness run folder (no {MANIFEST})")
-    if executor is not None and executor not in ("local", "ray"):
-        raise MemharnessError(f"--executor {executor}: expected local or ray")
+    if executor is not None and executor not in executor_names():
+        raise MemharnessError(f"--executor {executor}: expected {' or '.join(executor_names())}")
     if ray_address is not None and executor is None:
         executor = "ray"
     req = RunRequest(scenario, sizes=size_list, pipelines=_split(pipelines), repeats=repeats, resume=resume,

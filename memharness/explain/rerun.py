@@ -69,7 +69,7 @@ def write_config(explain_dir: Path, req: ExplainRequest) -> Path:
 def rerun(run_dir: Path, cell_dir: Path, req: ExplainRequest,
           say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the cell again under the explainer; returns facts about the second run."""
-    from memharness.core.session import interpreter_env
+    from memharness.runner.supervisor import cell_env, start_cell_process
 
     spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
     if req.target not in spec.get("targets", []) and req.target not in spec.get("default_targets", []):
@@ -81,25 +81,21 @@ def rerun(run_dir: Path, cell_dir: Path, req: ExplainRequest,
         shutil.rmtree(second)
     second.mkdir()
     (second / "cell.json").write_text(json.dumps(spec, indent=2), encoding="utf-8")
-    env = interpreter_env(scenario_env(run_dir))
-    if spec.get("device") == "cpu":
-        env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    env = cell_env(scenario_env(run_dir), spec["python"], spec.get("device", "cpu"))  # as the measured cell had
     env[ENV] = str(write_config(explain_dir, req))
     say(f"explain: running {cell_dir.name} again with the explainer on {req.target}")
     t0 = time.monotonic()
-    with open(second / "stdout.log", "wb") as out, open(second / "stderr.log", "wb") as err:
-        proc = subprocess.Popen([spec["python"], "-m", "memharness.runner.cell", str(second)], stdout=out,
-                                stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        try:
-            while True:
-                try:
-                    rc = proc.wait(timeout=15)
-                    break
-                except subprocess.TimeoutExpired:
-                    say(f"explain: second run at {time.monotonic() - t0:.0f} s")
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+    proc = start_cell_process(spec["python"], second, env)
+    try:
+        while True:
+            try:
+                rc = proc.wait(timeout=15)
+                break
+            except subprocess.TimeoutExpired:
+                say(f"explain: second run at {time.monotonic() - t0:.0f} s")
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
     shutil.rmtree(second / "work", ignore_errors=True)  # the index the pipeline wrote: not needed
     return {"exit_code": rc, "seconds": time.monotonic() - t0, "dir": str(second)}

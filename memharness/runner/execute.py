@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import shutil
 import signal
 import sys
@@ -15,13 +14,13 @@ from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
 from memharness.results import names
 from memharness.results.writer import Manifest, ManifestError, new_run_dir
-from memharness.runner import diskspace
+from memharness.runner import diskspace, executors
+from memharness.runner.executors.base import Executor, Finished, RunContext, Started
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
-from memharness.runner.node import local_placement
 from memharness.runner.preflight import Preflight, PreflightError, remove_empty, run_preflight
 from memharness.runner.signals import Interrupted, StopSignals, signal_name
-from memharness.runner.supervisor import CellOutcome, describe_plan, run_cell, summarize
+from memharness.runner.supervisor import describe_plan, summarize
 from memharness.scenario.changes import scenario_changes
 
 if TYPE_CHECKING:
@@ -125,10 +124,7 @@ def _execute(req: RunRequest, console, stops: StopSignals, hold) -> tuple[int, P
         console.print(message, highlight=False)
 
     scenario = load(req.scenario_path)
-    if (req.executor or scenario.executor) == "ray":
-        from memharness.runner.executors.ray import import_ray
-
-        import_ray()  # no Ray: one line naming the extra, before any work
+    executors.get(req.executor or scenario.executor, req.ray_address).check()  # e.g. Ray missing: one line, now
     plans = expand(scenario, req.sizes, req.pipelines, req.repeats)
     manifest: Manifest | None = None
     changes: list[str] = []
@@ -204,62 +200,63 @@ def _open_run_folder(req: RunRequest, scenario: Scenario, plans: list[CellPlan],
 
 
 class _CellLoop:
-    """The cells of one run, run in order under a progress bar; `current` is the cell running now (for the
+    """The cells of one run, handed to an executor under a progress bar; the manifest's bookkeeping is done
+    here, once, from the executor's events. `running` holds the cells started and not yet finished (for the
     bookkeeping when the run folder's disk fills up)."""
 
     def __init__(self, run_dir: Path, manifest: Manifest, scenario: Scenario, pre: Preflight,
                  stops: StopSignals) -> None:
         self.run_dir, self.manifest, self.scenario, self.pre, self.stops = run_dir, manifest, scenario, pre, stops
-        self.current: CellPlan | None = None
+        self.running: dict[str, CellPlan] = {}
 
     def disk_low(self) -> bool:
         return diskspace.free_bytes(self.run_dir) < diskspace.LOW_WATER
 
-    def run(self, todo: list[CellPlan], executor: str, ray_address: str | None, console,
-            say: Callable[[str], None]) -> int:
+    def run(self, todo: list[CellPlan], executor: Executor, console, say: Callable[[str], None]) -> int:
         """Exit code of the cells: 0 all done, 1 some failed. Raises Interrupted or OSError (disk full)."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[live]}")]
+        code = 0
         with Progress(*columns, console=console, transient=False) as progress:
             task = progress.add_task("cells", total=len(todo), live="")
-            if executor == "ray" and todo:
-                from memharness.runner.executors import ray as ray_executor
+            if not todo:
+                return 0
+            ctx = RunContext(self.run_dir, self.scenario, self.pre, self.stops.requested, say,
+                             lambda **kw: progress.update(task, **kw), self.disk_low)
+            described = executor.open(ctx)
+            if described is not None:
+                self.manifest.data["executor"] = described
+                self.manifest.save()
+            try:
+                for event in executor.run(todo, ctx):
+                    if isinstance(event, Started):
+                        self._started(event)
+                        continue
+                    self._finished(event)
+                    progress.console.print(summarize(event.outcome, event.plan) + event.where, highlight=False)
+                    progress.advance(task)
+                    if event.outcome.status != "done":
+                        code = 1
+            finally:
+                executor.cancel()
+        return code
 
-                return ray_executor.run_cells(todo, self.run_dir, self.manifest, self.scenario, self.pre,
-                                              ray_address, self.stops.requested, progress, task, say,
-                                              self.disk_low)
-            code = 0
-            for i, plan in enumerate(todo, 1):
-                self.stops.check()
-                if self.disk_low():
-                    raise OSError(errno.ENOSPC, "No space left on device", str(self.run_dir))
-                progress.update(task, description=f"[{i}/{len(todo)}] {plan.id}")
-                outcome = self._run_one(plan, progress, task)
-                progress.console.print(summarize(outcome, plan), highlight=False)
-                progress.advance(task)
-                if outcome.status != "done":
-                    code = 1
-            return code
+    def _started(self, event: Started) -> None:
+        self.running[event.plan.id] = event.plan
+        self.manifest.cell(event.plan.id).update(event.placement)
+        self.manifest.set_status(event.plan.id, "running")
 
-    def _run_one(self, plan: CellPlan, progress, task) -> CellOutcome:
-        self.current = plan
-        self.manifest.cell(plan.id).update(local_placement(self.pre.pipelines[plan.pipeline].probe.get("fingerprint")))
-        self.manifest.set_status(plan.id, "running")
-
-        def tick(elapsed: float, rss: int) -> None:
-            progress.update(task, live=f"cell {elapsed:6.1f} s  RSS {rss / 2**20:8.0f} MiB")
-
-        cell_dir = self.run_dir / names.CELLS / plan.id
-        outcome = run_cell(plan, cell_dir, self.scenario, self.pre, on_tick=tick, stop_requested=self.stops.requested,
-                           disk_low=self.disk_low)
-        if outcome.cause == "disk_full" or (
-                outcome.status == "failed" and ("[Errno 28]" in outcome.message or self.disk_low())):
-            raise OSError(errno.ENOSPC, "No space left on device", str(cell_dir))
-        self.manifest.set_status(plan.id, outcome.status, outcome.cause)
-        self.current = None
-        return outcome
+    def _finished(self, event: Finished) -> None:
+        plan = event.plan
+        entry = self.manifest.cell(plan.id)
+        if event.placement is not None:
+            entry.update(event.placement)
+        if event.tries > 1:
+            entry["tries"] = event.tries
+        self.manifest.set_status(plan.id, event.outcome.status, event.outcome.cause)
+        self.running.pop(plan.id, None)
 
     def mark_running_cells(self, todo: list[CellPlan], cause: str) -> None:
         """The cells still `running` in the manifest become `interrupted` with `cause`."""
@@ -273,8 +270,10 @@ def _record_write_failure(loop: _CellLoop, todo: list[CellPlan], exc: OSError) -
     `interrupted` with cause `disk_full` or `write_error` (as far as they can still be written)."""
     full = diskspace.is_disk_full(exc)
     cause = "disk_full" if full else "write_error"
-    if loop.current is not None:
-        cell_dir = loop.run_dir / names.CELLS / loop.current.id
+    for plan in loop.running.values():
+        cell_dir = loop.run_dir / names.CELLS / plan.id
+        if not cell_dir.is_dir():  # a cell running elsewhere (Ray) has no folder here yet
+            continue
         message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
         try:
             status = read_json(cell_dir / names.STATUS, {}) or {}
@@ -324,7 +323,7 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
         say(f"resuming: {skipped} cells already finished, {len(todo)} to run")
     loop = _CellLoop(run_dir, manifest, scenario, pre, stops)
     try:
-        code = loop.run(todo, req.executor or scenario.executor, req.ray_address, console, say)
+        code = loop.run(todo, executors.get(req.executor or scenario.executor, req.ray_address), console, say)
     except Interrupted as exc:
         try:
             loop.mark_running_cells(todo, "interrupted")

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = ["CellOutcome", "CellWatch", "classify_exit", "describe_plan", "kill_tree", "run_cell", "summarize",
            "write_cell_spec"]
 
+CELL_MODULE = "memharness.runner.cell_main"  # the cell process: python -m CELL_MODULE CELL_DIR
 STALE_FILES = (names.ERROR, names.GUARD, names.TIMELINE, names.TIMELINE_HEADER, names.CELL_INFO)
 _rss_text = functools.partial(diskspace.fmt, mib_decimals=0, gib_decimals=2)  # "600 MiB", "1.50 GiB"
 
@@ -154,20 +155,28 @@ def _write_fingerprint(cell_dir: Path, check: PipelineCheck) -> dict[str, Any]:
     return fingerprint
 
 
-def cell_env(scenario: Scenario, check: PipelineCheck) -> dict[str, str]:
-    """The cell interpreter's environment: the scenario's `env`, memharness importable, a torch extensions
-    folder of its own when the pipeline runs in another virtualenv, no GPU for a cpu cell."""
-    env = interpreter_env(scenario.env)
+def cell_env(extra: dict[str, str], python: str, device: str) -> dict[str, str]:
+    """The cell interpreter's environment: the scenario's `env` (`extra`), memharness importable, a torch
+    extensions folder of its own when the pipeline runs in another virtualenv, no GPU for a cpu cell. The one
+    builder of it: `memharness explain`'s second run uses it too."""
+    env = interpreter_env(extra)
     # A virtualenv's python is a symlink to the base interpreter: compare bin folders, not resolved files.
-    other_env = Path(check.python).absolute().parent != Path(sys.executable).absolute().parent
+    other_env = Path(python).absolute().parent != Path(sys.executable).absolute().parent
     if "TORCH_EXTENSIONS_DIR" not in env and other_env:
         # torch caches compiled extensions by name: two virtualenvs sharing ~/.cache/torch_extensions rebuild
         # each other's (colbert's) on every alternation, inflating the prepare phase. One folder each.
-        digest = hashlib.sha1(str(Path(check.python).absolute()).encode()).hexdigest()[:10]
+        digest = hashlib.sha1(str(Path(python).absolute()).encode()).hexdigest()[:10]
         env["TORCH_EXTENSIONS_DIR"] = str(cache_dir() / "torch_extensions" / digest)
-    if check.device == "cpu":
+    if device == "cpu":
         env.setdefault("CUDA_VISIBLE_DEVICES", "")
     return env
+
+
+def start_cell_process(python: str, cell_dir: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The cell's interpreter (`runner/cell_main.py`), in a session of its own, its output in the cell's logs."""
+    with open(cell_dir / names.STDOUT, "wb") as out, open(cell_dir / names.STDERR, "wb") as err:
+        return subprocess.Popen([python, "-m", CELL_MODULE, str(cell_dir)], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
 
 
 def _sampler_done(sampler: subprocess.Popen | None) -> None:
@@ -213,9 +222,7 @@ def _run_and_watch(cell_dir: Path, python: str, env: dict[str, str], scenario: S
     proc: subprocess.Popen | None = None
     sampler: subprocess.Popen | None = None
     try:
-        with open(cell_dir / names.STDOUT, "wb") as out, open(cell_dir / names.STDERR, "wb") as err:
-            proc = subprocess.Popen([python, "-m", "memharness.runner.cell", str(cell_dir)], stdout=out,
-                                    stderr=err, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        proc = start_cell_process(python, cell_dir, env)
         sampler = start_sampler(proc.pid, cell_dir, scenario.sample_interval, scenario.max_rss)
         return _watch_cell(proc, sampler, t0, scenario.timeout, on_tick, stop_requested, disk_low)
     except BaseException:
@@ -270,7 +277,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     _clear_cell_dir(cell_dir)
     write_cell_spec(cell_dir, plan, scenario, pre)
     fingerprint = _write_fingerprint(cell_dir, check)
-    env = cell_env(scenario, check)
+    env = cell_env(scenario.env, check.python, check.device)
     token = leftovers_mod.new_token()
     env[leftovers_mod.TOKEN_ENV] = token
     from memharness.explain import during_run as explain_mod  # the scenario's `explain:` cells

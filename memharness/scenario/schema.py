@@ -35,6 +35,7 @@ from memharness.corpus import synthetic as synthetic_source
 from memharness.corpus.lengths import DEFAULT_LENGTHS, DISTRIBUTIONS
 from memharness.pipelines.registry import KINDS
 from memharness.scenario.errors import LocatedErrors, describe, did_you_mean, format_path
+from memharness.scenario.executors import DEFAULT_EXECUTOR, EXECUTORS
 from memharness.scenario.fields import (
     ENV_NAME_PATTERN,
     DottedPath,
@@ -266,7 +267,7 @@ class Scenario(StrictModel):
     # Cells to explain during the run: memray / torch's allocator history around one call (memharness[explain]).
     explain: list[ExplainSpec] = Field(default_factory=list)
     # Where cells run (docs/executors.md): one after another on this machine, or as Ray tasks.
-    executor: Literal["local", "ray"] = "local"
+    executor: Literal[tuple(EXECUTORS)] = DEFAULT_EXECUTOR  # type: ignore[valid-type]
     # Ray only: GPUs per cell (fractional allowed; default 1 for device cuda, else 0), CPUs per cell,
     # how often a cell whose worker or node was lost is run again, and whether its work/ folder comes back.
     gpus_per_cell: Annotated[float, Field(gt=0)] | None = None

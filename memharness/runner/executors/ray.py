@@ -23,7 +23,7 @@ import sys
 import tarfile
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,14 +32,14 @@ from memharness.core.atomic import read_json, write_json
 from memharness.core.session import interpreter_env
 from memharness.errors import MemharnessError
 from memharness.results import names
+from memharness.runner.executors.base import Executor, Finished, RunContext, Started
 from memharness.runner.matrix import CellPlan
 from memharness.runner.node import local_node, machine_gpus
 from memharness.runner.preflight import Preflight
 from memharness.runner.signals import Interrupted, stop_message
-from memharness.runner.supervisor import CellOutcome, run_cell, summarize, write_cell_spec
+from memharness.runner.supervisor import CellOutcome, run_cell, write_cell_spec
 
 if TYPE_CHECKING:
-    from memharness.results.writer import Manifest
     from memharness.scenario import Scenario
 
 EXTRA_HINT = "executor ray: Ray is not installed; it is an optional extra: pip install 'memharness[ray]'"
@@ -244,107 +244,130 @@ def _placement(node: dict[str, Any] | None) -> dict[str, Any]:
             "gpu": {"ids": node.get("gpu_ids") or [], "name": node.get("gpu")}}
 
 
-def run_cells(todo: list[CellPlan], run_dir: Path, manifest: Manifest, scenario: Scenario, pre: Preflight,
-              address: str | None, stop_requested: Callable[[], int | None], progress, task, say: Callable[[str], None],
-              disk_low: Callable[[], bool] | None = None) -> int:
-    """Run `todo` as Ray tasks; returns 0 when all are done, 1 when some failed. Raises Interrupted on a
-    signal (after cancelling every task) and OSError when the run folder cannot be written."""
-    ray = import_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
+class RayExecutor(Executor):
+    """One Ray task per cell, on a local Ray instance or the cluster at `address`."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        super().__init__(address)
+        self._ray = None
+        self._started_here = False
+        self._pending: dict[Any, CellPlan] = {}
+
+    def check(self) -> None:
+        import_ray()  # no Ray: one line naming the extra, before any work
+
+    def open(self, ctx: RunContext) -> dict[str, Any] | None:
+        """Start (or join) Ray; the manifest records the address and Ray's version."""
+        ray = self._ray = import_ray()
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            self._init(ray, ctx)
+        return {"name": "ray", "address": self.address or "local", "ray": ray.__version__}
+
+    def _init(self, ray: Any, ctx: RunContext) -> None:
         # Ray installs handlers of its own: keep the run's (runner/signals.py) so Ctrl-C still stops it cleanly.
         handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"join the Ray cluster at {address}" if address else "start a local Ray instance"
-            raise ValueError(f"cannot {where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}; "
-                             f"the run folder {run_dir} keeps its cells pending (--resume runs them)") from None
+            where = f"join the Ray cluster at {self.address}" if self.address else "start a local Ray instance"
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+            raise ValueError(f"cannot {where}: {first}; the run folder {ctx.run_dir} keeps its cells pending "
+                             "(--resume runs them)") from None
         for s, handler in handlers.items():
             if handler is not None:
                 signal.signal(s, handler)
-    manifest.data["executor"] = {"name": "ray", "address": address or "local", "ray": ray.__version__}
-    manifest.save()
-    board = ray.remote(num_cpus=0)(_Board).remote()
-    remote = ray.remote(max_calls=1)(cell_task)
-    env = driver_env()
-    tries: dict[str, int] = {}
-    pending: dict[Any, CellPlan] = {}
 
-    def submit(plan: CellPlan) -> None:
-        tries[plan.id] = tries.get(plan.id, 0) + 1
-        pending[remote.options(**cell_options(scenario, pre, plan)).remote(plan, scenario, pre, board, env)] = plan
-
-    for plan in todo:
-        why = _unplaceable(ray, cell_options(scenario, pre, plan))
-        if why is not None and started_here:
-            ray.shutdown()
-            raise ValueError(f"{plan.id}: {why}; it would wait forever")
-        if why is not None:  # a cluster that joins nodes on demand (autoscaler) may still place it
-            say(f"warning: {plan.id}: {why} yet; it waits until one joins")
-    code = 0
-    done = failed = 0
-    seen_running: set[str] = set()
-    nodes: dict[str, dict[str, Any]] = {}
-    try:
+    def _refuse_unplaceable(self, todo: list[CellPlan], ctx: RunContext) -> None:
         for plan in todo:
-            submit(plan)
-        while pending:
-            signum = stop_requested()
-            if signum is not None:
-                for ref, plan in list(pending.items()):  # cancel first, then leave what the folder needs
-                    ray.cancel(ref, force=True)
-                    if plan.id in seen_running:
-                        record_failure(run_dir, plan, scenario, pre, "interrupted", stop_message(signum),
-                                       nodes.get(plan.id) if nodes else None, status="interrupted")
-                raise Interrupted(signum)
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
-            nodes = ray.get(board.snapshot.remote())
-            for cell_id, node in nodes.items():
-                if cell_id not in seen_running and cell_id in {p.id for p in pending.values()}:
-                    seen_running.add(cell_id)
-                    manifest.cell(cell_id).update(_placement(node))
-                    manifest.set_status(cell_id, "running")
-            for ref in ready:
-                plan = pending.pop(ref)
-                node = nodes.get(plan.id)
-                try:
-                    result = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - every way a task can fail becomes a recorded cause
-                    cause, message = _classify_error(exc)
-                    if cause == "lost" and tries[plan.id] <= scenario.retries_on_lost:
-                        say(f"{plan.id}: {message}; running it again (try {tries[plan.id] + 1})")
+            why = _unplaceable(self._ray, cell_options(ctx.scenario, ctx.pre, plan))
+            if why is not None and self._started_here:
+                self._ray.shutdown()
+                raise ValueError(f"{plan.id}: {why}; it would wait forever")
+            if why is not None:  # a cluster that joins nodes on demand (autoscaler) may still place it
+                ctx.say(f"warning: {plan.id}: {why} yet; it waits until one joins")
+
+    def run(self, todo: list[CellPlan], ctx: RunContext) -> Iterator[Started | Finished]:
+        ray = self._ray
+        board = ray.remote(num_cpus=0)(_Board).remote()
+        remote = ray.remote(max_calls=1)(cell_task)
+        env = driver_env()
+        tries: dict[str, int] = {}
+        pending = self._pending
+
+        def submit(plan: CellPlan) -> None:
+            tries[plan.id] = tries.get(plan.id, 0) + 1
+            opts = cell_options(ctx.scenario, ctx.pre, plan)
+            pending[remote.options(**opts).remote(plan, ctx.scenario, ctx.pre, board, env)] = plan
+
+        self._refuse_unplaceable(todo, ctx)
+        done = failed = 0
+        seen_running: set[str] = set()
+        nodes: dict[str, dict[str, Any]] = {}
+        try:
+            for plan in todo:
+                submit(plan)
+            while pending:
+                signum = ctx.stop_requested()
+                if signum is not None:
+                    self._stop(ctx, signum, seen_running, nodes)
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
+                nodes = ray.get(board.snapshot.remote())
+                for cell_id, node in nodes.items():
+                    if cell_id not in seen_running and cell_id in {p.id for p in pending.values()}:
+                        seen_running.add(cell_id)
+                        yield Started(next(p for p in pending.values() if p.id == cell_id), _placement(node))
+                for ref in ready:
+                    plan = pending.pop(ref)
+                    outcome, node, again = self._collect(ref, plan, nodes.get(plan.id), tries, ctx)
+                    if again:
                         seen_running.discard(plan.id)
                         submit(plan)
                         continue
-                    outcome = record_failure(run_dir, plan, scenario, pre, cause, message, node)
-                else:
-                    node = result["node"]
-                    if disk_low is not None and disk_low():
-                        raise OSError(errno.ENOSPC, "No space left on device", str(run_dir / names.CELLS / plan.id))
-                    install_cell(run_dir, plan.id, result["tar"])
-                    outcome = CellOutcome(**result["outcome"])
-                manifest.cell(plan.id).update(_placement(node))
-                if tries[plan.id] > 1:
-                    manifest.cell(plan.id)["tries"] = tries[plan.id]
-                manifest.set_status(plan.id, outcome.status, outcome.cause)
-                where = f" on {node.get('hostname')} ({str(node.get('node_id'))[:8]})" if node else ""
-                progress.console.print(summarize(outcome, plan) + where, highlight=False)
-                progress.advance(task)
-                if outcome.status == "done":
-                    done += 1
-                else:
-                    failed += 1
-                    code = 1
-            running = sorted({nodes[c].get("hostname", "?") + ":" + str(nodes[c].get("node_id"))[:8]
-                              for c in seen_running if c in nodes and c in {p.id for p in pending.values()}})
-            n_running = sum(1 for p in pending.values() if p.id in seen_running)
-            progress.update(task, description=f"ray: {n_running} running, {done} done, {failed} failed",
-                            live=("on " + ", ".join(running)) if running else "")
-    finally:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        if started_here:
-            ray.shutdown()
-    return code
+                    where = f" on {node.get('hostname')} ({str(node.get('node_id'))[:8]})" if node else ""
+                    yield Finished(plan, outcome, _placement(node), tries[plan.id], where)
+                    done, failed = (done + 1, failed) if outcome.status == "done" else (done, failed + 1)
+                running = sorted({nodes[c].get("hostname", "?") + ":" + str(nodes[c].get("node_id"))[:8]
+                                  for c in seen_running if c in nodes and c in {p.id for p in pending.values()}})
+                n_running = sum(1 for p in pending.values() if p.id in seen_running)
+                ctx.progress(description=f"ray: {n_running} running, {done} done, {failed} failed",
+                             live=("on " + ", ".join(running)) if running else "")
+        finally:
+            self.cancel()
 
+    def _collect(self, ref: Any, plan: CellPlan, node: dict[str, Any] | None, tries: dict[str, int],
+                 ctx: RunContext) -> tuple[CellOutcome, dict[str, Any] | None, bool]:
+        """(outcome, node, run it again) of a finished task: its folder installed, or a failure recorded."""
+        try:
+            result = self._ray.get(ref)
+        except Exception as exc:  # noqa: BLE001 - every way a task can fail becomes a recorded cause
+            cause, message = _classify_error(exc)
+            if cause == "lost" and tries[plan.id] <= ctx.scenario.retries_on_lost:
+                ctx.say(f"{plan.id}: {message}; running it again (try {tries[plan.id] + 1})")
+                return CellOutcome("pending", None, "", 0.0, 0), node, True
+            return record_failure(ctx.run_dir, plan, ctx.scenario, ctx.pre, cause, message, node), node, False
+        node = result["node"]
+        if ctx.disk_low():
+            raise OSError(errno.ENOSPC, "No space left on device", str(ctx.run_dir / names.CELLS / plan.id))
+        install_cell(ctx.run_dir, plan.id, result["tar"])
+        return CellOutcome(**result["outcome"]), node, False
+
+    def _stop(self, ctx: RunContext, signum: int, seen_running: set[str], nodes: dict[str, dict[str, Any]]) -> None:
+        """Cancel every task, leave an `interrupted` folder for each cell that had started, raise Interrupted."""
+        for ref, plan in list(self._pending.items()):  # cancel first, then leave what the folder needs
+            self._ray.cancel(ref, force=True)
+            if plan.id in seen_running:
+                record_failure(ctx.run_dir, plan, ctx.scenario, ctx.pre, "interrupted", stop_message(signum),
+                               nodes.get(plan.id) if nodes else None, status="interrupted")
+        raise Interrupted(signum)
+
+    def cancel(self) -> None:
+        if self._ray is None:
+            return
+        for ref in self._pending:
+            self._ray.cancel(ref, force=True)
+        self._pending.clear()
+        if self._started_here and self._ray.is_initialized():
+            self._ray.shutdown()

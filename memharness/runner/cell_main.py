@@ -1,4 +1,4 @@
-"""One cell, in a fresh interpreter: `python -m memharness.runner.cell CELL_DIR`.
+"""One cell, in a fresh interpreter: `python -m memharness.runner.cell_main CELL_DIR`.
 
 Reads `CELL_DIR/cell.json`, wraps the targets, loads the corpus slice, warms the pipeline up and runs it,
 each step recorded as a `phase:` call so it shows on the timeline. The supervisor watches from outside
@@ -37,7 +37,7 @@ def build_context(spec: dict[str, Any], workdir: Path) -> CellContext:
     """The pipeline's `CellContext` for a cell spec: its corpus slice read, `workdir` for its files.
 
     Shared with scripts/bare_cell.py, which runs the same pipeline with no harness around it."""
-    from memharness.corpus import read_slice
+    from memharness.corpus.reader import read_slice  # the reader alone: no corpus source is loaded here
     from memharness.pipelines.base import CellContext
 
     size = int(spec["size"])
@@ -85,9 +85,9 @@ def _measure_imports(cell_dir: Path, spec: dict) -> None:
 
 def run_cell(cell_dir: Path) -> int:
     spec = read_spec(cell_dir)
-    # The harness's own imports (the corpus reader brings numpy) come first, so neither imports.json's steps
-    # nor the load_corpus phase count them.
-    import memharness.corpus  # noqa: F401
+    # The harness's own imports come first, so neither imports.json's steps nor the load_corpus phase count
+    # them (the corpus reader is standard library only; numpy is the pipeline's, counted where it imports it).
+    import memharness.corpus.reader  # noqa: F401
     from memharness.core.session import Session
     from memharness.pipelines import registry
 
