@@ -124,7 +124,7 @@ def check_limits(spec: MarkSpec, figures: dict[str, dict[str, float]], test: str
 def check_options(config: pytest.Config) -> None:
     """Refuse bad --memharness-* values at startup, with the option named."""
     from memharness.commands.compare import parse_threshold
-    from memharness.compare import METRICS
+    from memharness.metrics import NAMES as METRICS
 
     try:
         parse_threshold(config.getoption("--memharness-threshold"))

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import pytest
 
+from memharness import metrics
+
 MARKER_HELP = ("memharness(targets=[...], peak={fn: '1.5GiB'}, increment={fn: size}, tree_peak='4GiB', "
                "gpu_peak={fn: size}): profile the test with memharness and fail it over a limit")
 PROPERTY = "memharness"  # the user property holding a marked test's summary line
@@ -36,13 +38,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--memharness-baseline", metavar="DIR", default=None,
                     help="compare every marked test with the run folder of an earlier --memharness-report DIR "
                          "and fail on a regression (the rule of memharness compare)")
-    group.addoption("--memharness-threshold", metavar="PCT", default="10%",
-                    help="relative change that can count as a regression: 10%% or 0.1 (default 10%%)")
-    group.addoption("--memharness-min-mib", metavar="MIB", type=float, default=64.0,
-                    help="absolute floor in MiB a regression must also exceed (default 64)")
-    group.addoption("--memharness-metric", default="peak_over_start",
-                    help="figure compared with the baseline: peak_over_start (default), peak, increment, final, "
-                         "gpu_peak")
+    pct = metrics.THRESHOLD_TEXT.replace("%", "%%")
+    group.addoption("--memharness-threshold", metavar="PCT", default=metrics.THRESHOLD_TEXT,
+                    help=f"relative change that can count as a regression: 10%% or 0.1 (default {pct})")
+    group.addoption("--memharness-min-mib", metavar="MIB", type=float, default=metrics.FLOOR_MIB,
+                    help=f"absolute floor in MiB a regression must also exceed (default {metrics.FLOOR_MIB:g})")
+    others = ", ".join(n for n in metrics.NAMES if n != metrics.PYTEST_DEFAULT)
+    group.addoption("--memharness-metric", default=metrics.PYTEST_DEFAULT,
+                    help=f"figure compared with the baseline: {metrics.PYTEST_DEFAULT} (default), {others}")
     group.addoption("--memharness-interval", metavar="DURATION", default="50ms",
                     help="timeline sampling interval of marked tests (default 50ms)")
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from memharness import metrics
 from memharness.commands._common import BASELINE_STORE
 from memharness.errors import MemharnessError
 
@@ -16,8 +17,8 @@ RUNS_HELP = "two run folders (or RUN_DIR:variant); only CURRENT with --baseline"
 BASELINE_HELP = "compare CURRENT against the baseline recorded for its scenario"
 BASELINE_NAME_HELP = "baseline name to use instead of CURRENT's scenario"
 MIN_MIB_HELP = "absolute floor in MiB, used with fewer than 3 repeats (see docs/compare.md)"
-METRIC_HELP = ("own (default: each function on its peak over entry, the process tree on its peak) | peak | "
-               "increment | final | peak_over_start | gpu_own | gpu_peak")
+METRIC_HELP = metrics.cli_help()
+ALPHA_HELP = "significance level of the Mann-Whitney U test"
 
 
 def parse_threshold(text: str) -> float:
@@ -39,11 +40,11 @@ def compare(
     baseline: Annotated[bool, typer.Option("--baseline", help=BASELINE_HELP)] = False,
     baseline_name: Annotated[str | None, typer.Option("--baseline-name", help=BASELINE_NAME_HELP)] = None,
     store: Annotated[Path, typer.Option("--store", help="baseline store file")] = BASELINE_STORE,
-    threshold: Annotated[str, typer.Option("--threshold", help=THRESHOLD_HELP)] = "10%",
-    min_mib: Annotated[float, typer.Option("--min-mib", help=MIN_MIB_HELP)] = 64.0,
-    metric: Annotated[str, typer.Option("--metric", help=METRIC_HELP)] = "own",
+    threshold: Annotated[str, typer.Option("--threshold", help=THRESHOLD_HELP)] = metrics.THRESHOLD_TEXT,
+    min_mib: Annotated[float, typer.Option("--min-mib", help=MIN_MIB_HELP)] = metrics.FLOOR_MIB,
+    metric: Annotated[str, typer.Option("--metric", help=METRIC_HELP)] = metrics.CLI_DEFAULT,
     fmt: Annotated[str, typer.Option("--format", help="md | json")] = "md",
-    alpha: Annotated[float, typer.Option("--alpha", help="significance level of the Mann-Whitney U test")] = 0.05,
+    alpha: Annotated[float, typer.Option("--alpha", help=ALPHA_HELP)] = metrics.ALPHA,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="also write the report to this file")] = None,
 ) -> None:
     """Compare memory between two runs or two pipeline variants; exit 1 when anything regressed.

@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from memharness import metrics as metrics_table
 from memharness.compare.entry_levels import CellLevels, cell_levels
 from memharness.compare.envdiff import EnvDiff, diff
 from memharness.compare.rule import IMPROVED, REGRESSED, UNCHANGED, Decision, Rule, decide
@@ -17,11 +18,11 @@ from memharness.compare.shifts import GPU, HOST, Shift, find_shifts
 from memharness.compare.sides import CompareError, Side
 from memharness.results.figures import TREE, Row
 
-METRICS = ("own", "peak", "increment", "final", "peak_over_start", "gpu_own", "gpu_peak")
-DEFAULT_METRIC = "own"
+METRICS = metrics_table.NAMES
+DEFAULT_METRIC = metrics_table.CLI_DEFAULT
 # `own` judges each function on its own part (peak over its entry RSS) and the process tree on its peak;
 # `gpu_own` the same with torch's allocated bytes (peak allocated over allocated at entry).
-OWN_METRICS = {"own": ("peak_over_start", "peak"), "gpu_own": ("gpu_own", "gpu_peak")}
+OWN_METRICS = {m.name for m in metrics_table.METRICS if m.function_figure != m.tree_figure}
 NA = "n/a"  # the metric is missing on one side of a matched row
 INHERITED = "inherited"  # changed only because a wrapped function it calls changed; not counted
 FAILED = "failed"  # every repeat of a cell failed in CURRENT where BASE had it done; counts as a regression
@@ -136,10 +137,8 @@ def _row_sort_key(target: str) -> tuple[int, str]:
 
 def judged_metric(metric: str, target: str) -> str:
     """The figure a row is judged on: `own` is peak over entry for functions and peak for the tree."""
-    if metric in OWN_METRICS:
-        own, tree = OWN_METRICS[metric]
-        return tree if target == TREE else own
-    return metric
+    m = metrics_table.get(metric)
+    return m.tree_figure if target == TREE else m.function_figure
 
 
 def _levels(side: Side, cells: list[dict[str, Any]]) -> list[CellLevels]:

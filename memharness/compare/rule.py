@@ -17,6 +17,8 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from memharness import metrics
+
 MIN_REPEATS_FOR_TEST = 3
 
 REGRESSED = "regressed"
@@ -30,9 +32,9 @@ TEST_FLOOR = "floor"  # fewer than MIN_REPEATS_FOR_TEST repeats on a side
 
 @dataclass(frozen=True)
 class Rule:
-    threshold: float = 0.10  # relative change of the median, as a fraction of the base median
-    min_bytes: float = 64 * 2**20
-    alpha: float = 0.05
+    threshold: float = metrics.THRESHOLD  # relative change of the median, as a fraction of the base median
+    min_bytes: float = metrics.FLOOR_MIB * metrics.MiB
+    alpha: float = metrics.ALPHA
 
 
 @dataclass
