@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
 from memharness.results import names
 
-
-class Run(Protocol):
-    """What merging needs of a run (a `results.Run`): its folder, scenario name and manifest."""
-
-    dir: Path
-    manifest: dict[str, Any]
-
-    @property
-    def scenario(self) -> str: ...
+if TYPE_CHECKING:
+    from memharness.results.run import Run
 
 
 class MergeError(MemharnessError):
