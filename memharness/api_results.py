@@ -182,8 +182,8 @@ class ProfileResults:
         matplotlib Figure; also written as a PNG when `path` is given."""
         self._need_done("plot()")
         from memharness.report import png
+        from memharness.report.charts.timeline import DPI, target_colors, timeline_figure
         from memharness.report.series import cell_series, target_order
-        from memharness.report.timeline_chart import DPI, target_colors, timeline_figure
         from memharness.results.run import Run
 
         run = Run.open(self.run_dir)

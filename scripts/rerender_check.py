@@ -3,7 +3,7 @@
     python scripts/rerender_check.py --old 28c1b88 RUN_DIR [RUN_DIR ...] [--compare BASE CURRENT]...
 
 For each run folder: `memharness report RUN --output ...` with both codes, then `tables.md`, `summary.json` and
-every `tables/*` file are compared byte for byte; for each `--compare` pair, `memharness compare` as Markdown
+every `tables/*` file and `index.html` (charts inlined) are compared byte for byte; for each `--compare` pair, `memharness compare` as Markdown
 and JSON. Lines that carry a path of the scratch folders are normalised (the two reports are written to
 different folders). Prints one line per file and exits 1 on any difference: a refactor that changes no
 behaviour prints only "same".
@@ -71,9 +71,9 @@ def main() -> int:
                     return 2
                 outs[which] = out
             files = sorted({p.relative_to(outs["old"]) for p in outs["old"].rglob("*")
-                            if p.is_file() and p.suffix in (".md", ".json", ".csv")})
+                            if p.is_file() and p.suffix in (".md", ".json", ".csv", ".html")})
             files_new = sorted({p.relative_to(outs["new"]) for p in outs["new"].rglob("*")
-                                if p.is_file() and p.suffix in (".md", ".json", ".csv")})
+                                if p.is_file() and p.suffix in (".md", ".json", ".csv", ".html")})
             if files != files_new:
                 print(f"DIFFERS: {run}: files {sorted(set(files) ^ set(files_new))}")
                 ok = False

@@ -19,7 +19,7 @@ from memharness.core.records import KIND_TREE_RSS, CallRecord, read_timeline, ti
 from memharness.report import build
 from memharness.report.downsample import envelope
 from memharness.report.fmt import size_label
-from memharness.report.lanes import assign_lanes, innermost_at
+from memharness.results.spans import assign_lanes, innermost_at
 from memharness.report.scaling import fit
 from memharness.report.series import cell_series
 from memharness.results import NotARunError

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.report import fmt
+from memharness.report.charts.base import CHARTS_SECTION, TIMELINES_SECTION, Chart
 from memharness.report.lineprof_render import LineTable
 from memharness.report.tables import Table, tree_note
 from memharness.results import names
@@ -53,20 +54,10 @@ table.calltree td:first-child { white-space: pre-wrap; max-width: 640px; }
 
 
 @dataclass
-class Chart:
-    title: str
-    path: Path
-    caption: str
-    anchor: str = ""
-
-
-@dataclass
 class Page:
     run: Run
     tables: list[Table]
-    scaling: Chart | None
-    compares: list[Chart]
-    timelines: list[Chart]
+    charts: dict[str, list[Chart]]  # index.html section -> its charts (`report.charts.by_section`)
     line_tables: list[LineTable]
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -256,11 +247,9 @@ def render(page: Page) -> str:
         out.append('<p class="note">No finished cell recorded any call or timeline sample.</p>')
 
     out.append('<h2 id="charts">Charts</h2>')
-    if page.scaling:
-        out.append(f"<h3>{escape(page.scaling.title)}</h3>" + _figure(page.scaling))
-    for f in page.compares:
+    for f in page.charts.get(CHARTS_SECTION, []):
         out.append(f"<h3>{escape(f.title)}</h3>" + _figure(f))
-    if not page.scaling and not page.compares:
+    if not page.charts.get(CHARTS_SECTION):
         out.append('<p class="note">A scaling chart needs two or more sizes, a side-by-side chart two or more '
                    "pipelines at one size.</p>")
 
@@ -268,7 +257,7 @@ def render(page: Page) -> str:
     out.append('<p class="note">Process-tree RSS over time (per process when the cell ran several), GPU memory '
                "when sampled, and the wrapped calls as spans, one lane per nesting depth; the red marker is "
                "the peak of the sampled timeline, named by the innermost call open at that moment.</p>")
-    for f in page.timelines:
+    for f in page.charts.get(TIMELINES_SECTION, []):
         out.append(f"<h3>{escape(f.title)}</h3>" + _figure(f))
 
     if page.line_tables:

@@ -190,3 +190,49 @@ def run_tree_peak(cell_dir: Path) -> int | None:
     except (OSError, ValueError, KeyError):  # unreadable records: the caller keeps the sampler's figure
         return None
     return None if not figs else int(figs["peak"])
+
+
+def run_seconds(cell: CellFolder) -> tuple[float, float] | None:
+    """The cell's `run` phase in seconds from its start (None: no phase records, use the whole cell)."""
+    w = run_window(cell.calls)
+    t0 = cell.t0_ns
+    if w.phase != RUN or t0 is None or w.start_ns is None:
+        return None
+    end = w.end_ns if w.end_ns is not None else (cell.end_ns() or w.start_ns)
+    return (w.start_ns - t0) / 1e9, (end - t0) / 1e9
+
+
+def tree_series(cell: CellFolder) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled whole-tree RSS: (seconds from the cell's start, bytes), memory shared by a vfork/fork child
+    counted once (`tree_rows`). Empty arrays when nothing was sampled."""
+    rows = cell.timeline
+    if len(rows) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    tree = tree_rows(rows)
+    t0 = cell.t0_ns if cell.t0_ns is not None else int(np.min(rows["t_ns"]))
+    return (tree["t_ns"] - t0) / 1e9, tree["value"].astype(np.int64)
+
+
+@dataclass(frozen=True)
+class SampledPeak:
+    """The highest tree sample of a cell's `run` phase (the whole timeline when the cell recorded no phases)
+    and the innermost wrapped call open at that moment (None: none was)."""
+
+    t_s: float
+    bytes: int
+    call: str | None
+
+
+def sampled_run_peak(cell: CellFolder) -> SampledPeak | None:
+    """The cell's highest sampled tree RSS in its run phase and the call open then; None without samples."""
+    from memharness.results.spans import assign_lanes, innermost_at
+
+    t, v = tree_series(cell)
+    if not len(v):
+        return None
+    window = run_seconds(cell)
+    inside = np.ones(len(t), dtype=bool) if window is None else (t >= window[0]) & (t <= window[1])
+    k = int(np.flatnonzero(inside)[np.argmax(v[inside])]) if inside.any() else int(np.argmax(v))
+    t0 = cell.t0_ns or 0
+    inner = innermost_at(assign_lanes(cell.calls, t0, cell.end_ns() or t0), float(t[k]))
+    return SampledPeak(float(t[k]), int(v[k]), inner.call.target if inner else None)

@@ -9,9 +9,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from memharness.report import fmt, png
+from memharness.report.charts.base import Chart, ChartContext, ChartRenderer
 from memharness.report.downsample import envelope
-from memharness.report.series import CellSeries
-from memharness.results.run import CellFolder
+from memharness.report.series import CellSeries, Series
+from memharness.results import names
+from memharness.results.phases import run_seconds
+from memharness.results.run import CellFolder, Run
 
 PIPELINE_COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
 
@@ -23,7 +26,7 @@ def pipeline_colors(pipelines: list[str]) -> dict[str, str]:
 def render_compare(size: int, panels: list[tuple[str, list[tuple[CellFolder, CellSeries]]]], out: Path,
                    colors: dict[str, str], xlabel: str = "seconds from cell start") -> dict[str, float]:
     """`panels`: (pipeline, [(cell, series), ...]) in the order to draw, left to right; the builder hands
-    each cell's `run` phase (`builder.run_part`). Returns the highest peak per pipeline in MiB."""
+    each cell's `run` phase (`run_part`). Returns the highest peak per pipeline in MiB."""
     n = len(panels)
     fig = Figure(figsize=(max(5.2 * n, 8.0), 4.6), dpi=100)
     axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
@@ -69,3 +72,44 @@ def render_compare(size: int, panels: list[tuple[str, list[tuple[CellFolder, Cel
     fig.tight_layout()
     png.save(fig, out)
     return peaks
+
+
+def run_part(cell: CellFolder, s: CellSeries) -> CellSeries:
+    """The tree line of a cell over its `run` phase, in seconds from the phase's start (the whole line when
+    the cell recorded no phases)."""
+    window = run_seconds(cell)
+    if window is None or s.tree is None:
+        return s
+    a, b = window
+    keep = (s.tree.t >= a) & (s.tree.t <= b)
+    return CellSeries(Series(s.tree.label, s.tree.t[keep] - a, s.tree.v[keep]), samples=int(keep.sum()))
+
+
+def _xlabel(run: Run) -> str:
+    if any(run_seconds(c) is not None for c in run.cells):
+        return "seconds from the start of the run phase"
+    return "seconds from cell start"
+
+
+class CompareCharts(ChartRenderer):
+    """Per size with two or more pipelines: their `run` phases side by side."""
+
+    name = "compare"
+
+    def render(self, ctx: ChartContext) -> list[Chart]:
+        run = ctx.run
+        charts: list[Chart] = []
+        for size in run.sizes:
+            panels = []
+            for p in run.pipelines:
+                cs = [(c, run_part(c, ctx.series[c.id])) for c in run.cells if c.pipeline == p and c.size == size
+                      and ctx.series[c.id].tree is not None]
+                if cs:
+                    panels.append((p, cs))
+            if len(panels) < 2:
+                continue
+            path = ctx.out / names.compare_chart(fmt.size_label(size))
+            peaks = render_compare(size, panels, path, ctx.pipeline_colors, xlabel=_xlabel(run))
+            cap = "; ".join(f"{p}: peak {v:.1f} MiB" for p, v in peaks.items())
+            charts.append(Chart(f"{fmt.size_label(size)} documents: pipelines side by side", path, cap))
+        return charts

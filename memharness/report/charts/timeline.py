@@ -14,10 +14,13 @@ from matplotlib.patches import Patch
 
 from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE
 from memharness.report import fmt, png
+from memharness.report.charts.base import TIMELINES_SECTION, Chart, ChartContext, ChartRenderer
 from memharness.report.downsample import envelope
-from memharness.report.lanes import Span, assign_lanes, innermost_at
 from memharness.report.series import CellSeries
+from memharness.results import names
+from memharness.results.phases import SampledPeak, sampled_run_peak
 from memharness.results.run import CellFolder
+from memharness.results.spans import Span, assign_lanes
 
 WIDTH_IN = 13.0
 DPI = 110
@@ -49,39 +52,25 @@ def _hex(rgba) -> str:
     return "#" + "".join(f"{int(round(c * 255)):02x}" for c in rgba[:3])
 
 
-def render_timeline(
-    cell: CellFolder, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
-    peak_window: tuple[float, float] | None = None,
-) -> TimelineInfo:
-    fig, info = timeline_figure(cell, series, colors, out, peak_window)
+def render_timeline(cell: CellFolder, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
+                    peak: SampledPeak | None = None) -> TimelineInfo:
+    fig, info = timeline_figure(cell, series, colors, out, peak)
     png.save(fig, out, DPI)
     return info
 
 
-def timeline_figure(
-    cell: CellFolder, series: CellSeries, colors: dict[str, str] | None = None, out: Path | None = None,
-    peak_window: tuple[float, float] | None = None,
-) -> tuple[Figure, TimelineInfo]:
-    """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info.
-    `peak_window`: (start, end) seconds from the cell's start where the marked peak is looked for (the
-    `run` phase); the whole timeline when None."""
-    colors = dict(colors or {})
-    t0 = cell.t0_ns or 0
-    end_ns = cell.end_ns() or t0
-    spans = assign_lanes(cell.calls, t0, end_ns)
-    phases = [c for c in cell.calls if c.target.startswith("phase:")]
-    lanes = max((s.lane for s in spans), default=-1) + 1
-    missing = [t for t in dict.fromkeys(s.call.target for s in spans) if t not in colors]
-    if missing:
-        extra = target_colors(list(colors) + missing)
-        colors.update({t: extra[t] for t in missing})
+@dataclass
+class _Layout:
+    """The figure and its axes: RSS on top, GPU when sampled, the call lanes below."""
 
-    x_end = max([(end_ns - t0) / 1e9] + [s.end for s in spans]
-                + ([float(series.tree.t[-1])] if series.tree is not None and len(series.tree.t) else []))
-    x_end = x_end if x_end > 0 else 1.0
+    fig: Figure
+    ax: object
+    ax_gpu: object | None
+    ax_calls: object | None
+    axes: list
 
-    legend_targets = list(dict.fromkeys(s.call.target for s in spans))
-    legend_rows = (len(legend_targets) + 3) // 4 if legend_targets else 0
+
+def _layout(series: CellSeries, lanes: int, legend_rows: int) -> _Layout:
     heights = [4.2] + ([1.7] if series.gpu else []) + ([0.3 * lanes + 0.35] if lanes else [])
     fig_h = sum(heights) + 1.1 + 0.2 * legend_rows
     fig = Figure(figsize=(WIDTH_IN, fig_h), dpi=DPI)
@@ -97,45 +86,43 @@ def timeline_figure(
     if lanes:
         ax_calls = fig.add_subplot(gs[len(axes)], sharex=ax)
         axes.append(ax_calls)
+    return _Layout(fig, ax, ax_gpu, ax_calls, axes)
 
-    status = cell.status + (f": {cell.cause}" if cell.cause else "")
-    fig.suptitle(f"{cell.id} — {cell.pipeline}, {fmt.size_label(cell.size)} documents, repeat {cell.repeat}"
-                 f" ({status})", fontsize=11, x=0.07, ha="left")
 
-    for i, ph in enumerate(phases):  # phases (prepare / run) as shaded backdrops
+def _draw_phases(ax, phases: list, t0: int, end_ns: int) -> None:
+    """The cell's phases (prepare / run) as shaded backdrops."""
+    for i, ph in enumerate(phases):
         p_start = (ph.t_start_ns - t0) / 1e9
         p_end = ((ph.t_end_ns or end_ns) - t0) / 1e9
         ax.axvspan(p_start, p_end, color="#f0f0f0" if i % 2 == 0 else "#e4e4e4", zorder=0, lw=0)
         ax.text(p_start, 0.985, " " + ph.target.removeprefix("phase:"), transform=ax.get_xaxis_transform(),
                 fontsize=7, color="#777", va="top", ha="left", clip_on=True)
 
-    peak_mib = peak_s = None
-    peak_call = None
+
+def _draw_memory(lay: _Layout, cell: CellFolder, series: CellSeries, peak: SampledPeak | None,
+                 x_end: float) -> None:
+    """The per-process and tree RSS lines, the split, and the marked peak (or a note without samples)."""
+    ax = lay.ax
     for i, s in enumerate(series.procs):
         tx, vy = envelope(s.t, s.v, BUCKETS)
         ax.plot(tx, vy / fmt.MiB, lw=0.8, color=PROC_COLORS[i % len(PROC_COLORS)], alpha=0.85,
                 label=s.label if i < 8 else None)
-    if series.tree is not None and len(series.tree.v):
+    if series.tree is not None and len(series.tree.v) and peak is not None:
         tree = series.tree
         tx, vy = envelope(tree.t, tree.v, BUCKETS)
         label = "process tree (sum)" if series.procs else "process tree RSS"
         ax.plot(tx, vy / fmt.MiB, lw=1.3, color="black", label=label, zorder=3)
-        _draw_split(ax, cell, t0)
-        inside = (np.ones(len(tree.t), dtype=bool) if peak_window is None
-                  else (tree.t >= peak_window[0]) & (tree.t <= peak_window[1]))
-        k = int(np.flatnonzero(inside)[np.argmax(tree.v[inside])]) if inside.any() else int(np.argmax(tree.v))
-        peak_s, peak_mib = float(tree.t[k]), float(tree.v[k] / fmt.MiB)
-        inner = innermost_at(spans, peak_s)
-        peak_call = inner.call.target if inner else None
-        _mark_peak(ax, peak_s, peak_mib, x_end, peak_call)
+        _draw_split(ax, cell, cell.t0_ns or 0)
+        peak_mib = peak.bytes / fmt.MiB
+        _mark_peak(ax, peak.t_s, peak_mib, x_end, peak.call)
         top_mib = float(tree.v.max() / fmt.MiB)  # a higher spike outside the window (prepare) stays in view
         if top_mib > peak_mib * 1.001:
             j = int(np.argmax(tree.v))
             ax.annotate(f"{top_mib:.1f} MiB outside the run phase", xy=(float(tree.t[j]), top_mib),
                         xytext=(4, -12), textcoords="offset points", fontsize=7.5, color="#555", zorder=6)
         ax.set_ylim(0, max(peak_mib, top_mib) * 1.22 if top_mib > 0 else 1)
-        for other in axes[1:]:
-            other.axvline(peak_s, color="#d62728", ls=":", lw=1, zorder=4)
+        for other in lay.axes[1:]:
+            other.axvline(peak.t_s, color="#d62728", ls=":", lw=1, zorder=4)
     else:
         ax.text(0.5, 0.5, "no timeline samples", transform=ax.transAxes, ha="center", va="center",
                 color="#777")
@@ -144,27 +131,58 @@ def timeline_figure(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
 
-    if ax_gpu is not None:
-        for i, s in enumerate(series.gpu):
-            tx, vy = envelope(s.t, s.v, BUCKETS)
-            ax_gpu.plot(tx, vy / fmt.MiB, lw=1, color=PROC_COLORS[(i + 3) % len(PROC_COLORS)], label=s.label)
-        ax_gpu.set_ylabel("GPU (MiB)")
-        ax_gpu.set_ylim(bottom=0)
-        ax_gpu.grid(alpha=0.3)
-        ax_gpu.legend(loc="upper left", fontsize=8, framealpha=0.85)
 
-    if ax_calls is not None:
-        _draw_spans(fig, ax_calls, spans, lanes, colors, x_end)
+def _draw_gpu(ax_gpu, series: CellSeries) -> None:
+    for i, s in enumerate(series.gpu):
+        tx, vy = envelope(s.t, s.v, BUCKETS)
+        ax_gpu.plot(tx, vy / fmt.MiB, lw=1, color=PROC_COLORS[(i + 3) % len(PROC_COLORS)], label=s.label)
+    ax_gpu.set_ylabel("GPU (MiB)")
+    ax_gpu.set_ylim(bottom=0)
+    ax_gpu.grid(alpha=0.3)
+    ax_gpu.legend(loc="upper left", fontsize=8, framealpha=0.85)
+
+
+def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str] | None = None,
+                    out: Path | None = None, peak: SampledPeak | None = None) -> tuple[Figure, TimelineInfo]:
+    """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info.
+    `peak`: the run phase's sampled peak to mark (`results.phases.sampled_run_peak`); computed when None."""
+    if peak is None and series.tree is not None and len(series.tree.v):
+        peak = sampled_run_peak(cell)
+    colors = dict(colors or {})
+    t0 = cell.t0_ns or 0
+    end_ns = cell.end_ns() or t0
+    spans = assign_lanes(cell.calls, t0, end_ns)
+    lanes = max((s.lane for s in spans), default=-1) + 1
+    missing = [t for t in dict.fromkeys(s.call.target for s in spans) if t not in colors]
+    if missing:
+        extra = target_colors(list(colors) + missing)
+        colors.update({t: extra[t] for t in missing})
+    x_end = max([(end_ns - t0) / 1e9] + [s.end for s in spans]
+                + ([float(series.tree.t[-1])] if series.tree is not None and len(series.tree.t) else []))
+    x_end = x_end if x_end > 0 else 1.0
+    legend_targets = list(dict.fromkeys(s.call.target for s in spans))
+    lay = _layout(series, lanes, (len(legend_targets) + 3) // 4 if legend_targets else 0)
+    status = cell.status + (f": {cell.cause}" if cell.cause else "")
+    lay.fig.suptitle(f"{cell.id} — {cell.pipeline}, {fmt.size_label(cell.size)} documents, repeat {cell.repeat}"
+                     f" ({status})", fontsize=11, x=0.07, ha="left")
+    _draw_phases(lay.ax, [c for c in cell.calls if c.target.startswith("phase:")], t0, end_ns)
+    _draw_memory(lay, cell, series, peak, x_end)
+    if lay.ax_gpu is not None:
+        _draw_gpu(lay.ax_gpu, series)
+    if lay.ax_calls is not None:
+        _draw_spans(lay.fig, lay.ax_calls, spans, lanes, colors, x_end)
         if legend_targets:
             handles = [Patch(facecolor=colors[t], label=fmt.short_target(t)) for t in legend_targets]
-            fig.legend(handles=handles, loc="lower left", ncol=4, fontsize=7.5, frameon=False,
-                       bbox_to_anchor=(0.06, 0.0), handlelength=1.2, columnspacing=1.5)
-
-    for a in axes[:-1]:
+            lay.fig.legend(handles=handles, loc="lower left", ncol=4, fontsize=7.5, frameon=False,
+                           bbox_to_anchor=(0.06, 0.0), handlelength=1.2, columnspacing=1.5)
+    for a in lay.axes[:-1]:
         a.tick_params(labelbottom=False)
-    axes[-1].set_xlabel("seconds from cell start")
-    ax.set_xlim(0, x_end * 1.01)
-    return fig, TimelineInfo(out or Path(), peak_mib, peak_s, peak_call, series.samples, len(spans), lanes)
+    lay.axes[-1].set_xlabel("seconds from cell start")
+    lay.ax.set_xlim(0, x_end * 1.01)
+    shown = peak if series.tree is not None and len(series.tree.v) else None
+    return lay.fig, TimelineInfo(out or Path(), None if shown is None else shown.bytes / fmt.MiB,
+                                 None if shown is None else shown.t_s, None if shown is None else shown.call,
+                                 series.samples, len(spans), lanes)
 
 
 SPLIT_LINES = ((KIND_TREE_ANON, "private (RssAnon)", "#2ca02c"), (KIND_TREE_FILE, "file-backed (RssFile)", "#8c564b"))
@@ -234,3 +252,27 @@ def _draw_spans(fig: Figure, ax, spans: list[Span], lanes: int, colors: dict[str
 def _dark(hex_color: str) -> bool:
     r, g, b = (int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5))
     return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+
+
+class TimelineCharts(ChartRenderer):
+    """One timeline per cell that recorded anything."""
+
+    name = "timelines"
+    section = TIMELINES_SECTION
+
+    def render(self, ctx: ChartContext) -> list[Chart]:
+        charts = []
+        for cell in ctx.run.cells:
+            s = ctx.series[cell.id]
+            if s.tree is None and not cell.calls:
+                continue
+            info = render_timeline(cell, s, ctx.out / names.timeline_chart(cell.id), ctx.target_colors,
+                                   ctx.peaks.get(cell.id))
+            facts = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
+                     "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
+            cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
+            if info.peak_mib is not None:
+                cap += f" Peak {info.peak_mib:.1f} MiB at {info.peak_s:.1f} s"
+                cap += f", inside {info.peak_call}." if info.peak_call else ", outside any wrapped call."
+            charts.append(Chart(f"{cell.id} ({cell.status})", info.path, cap, f"timeline-{cell.id}", facts))
+        return charts

@@ -1,6 +1,7 @@
-"""Place wrapped calls in lanes for drawing: one lane per nesting level, so a call sits right below the
-call it ran inside; calls of child processes nest under the call of another process that was open when
-they started; calls that would overlap in a lane (threads) move down to the next free lane."""
+"""Wrapped calls as spans on a cell's time axis (the timeline chart draws them; a sampled peak is named by the
+innermost span open at that moment): one lane per nesting level, so a call sits right below the call it ran
+inside; calls of child processes nest under the call of another process that was open when they started;
+calls that would overlap in a lane (threads) move down to the next free lane."""
 
 from __future__ import annotations
 
