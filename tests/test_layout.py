@@ -35,6 +35,9 @@ OTHER_TOOLS = {
     ("corpus/files.py", ".txt"): "the file formats a `file` corpus may have",
     ("drift/artifacts.py", ".json"): "the kinds of index artifact `artifacts diff` compares",
     ("commands/run.py", "SCENARIO.yaml"): "a metavar in --help",
+    ("corpus/cache.py", ".jsonl"): "the corpus cache (outside run folders)",
+    ("corpus/cache.py", ".json"): "the corpus cache (outside run folders)",
+    ("runner/preflight.py", ".json"): "a temporary file handed to the probe",
 }
 FOLDER_WORDS = {"calls", "cells", "work", "report", "explain", "lineprof", "tables", "capture", "rerun"}
 

@@ -177,7 +177,7 @@ def unreadable_files(cells: list[CellFolder]) -> list[dict[str, Any]]:
 
 def _first_few(places: list[str], limit: int) -> str:
     """The first `limit` places, '; '-joined, and how many more summary.json lists."""
-    more = f"; {len(places) - limit} more in summary.json" if len(places) > limit else ""
+    more = f"; {len(places) - limit} more in {names.REPORT_SUMMARY}" if len(places) > limit else ""
     return "; ".join(places[:limit]) + more
 
 

@@ -212,7 +212,7 @@ def write_tables(tables: list[Table], out_dir: Path, title: str, lead: str = "")
     tdir = Path(out_dir) / names.REPORT_TABLES
     tdir.mkdir(parents=True, exist_ok=True)
     for old in tdir.glob("*"):
-        if old.suffix in (".md", ".csv", ".json"):
+        if old.name.endswith(names.table_files("")):
             old.unlink()
     for t in tables:
         md, csv, js = names.table_files(t.file_stem)
