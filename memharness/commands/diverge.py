@@ -32,17 +32,38 @@ def diverge(
         "something does, 2 for bad input."
     )
     if make_tiny_llama or make_tiny_bert:
-        from memharness.drift.tiny import make_tiny
-
-        for kind, out in (("llama", make_tiny_llama), ("bert", make_tiny_bert)):
-            if out is not None:
-                typer.echo(f"built tiny:{kind} (float32, random init, seed 0) in {make_tiny(kind, out)}")
-        raise typer.Exit(0)
+        _make_tiny({"llama": make_tiny_llama, "bert": make_tiny_bert})
     if config is None:
         raise MemharnessError("give a CONFIG.yaml (or --make-tiny-llama DIR)")
     if save and compare:
         raise MemharnessError("--save and --compare exclude each other")
+    cfg, cap_a, cap_b = _captures(config, save, compare)
 
+    from memharness.drift.divergence import compare as compare_captures
+    from memharness.drift.report import diverge_json, diverge_markdown
+
+    result = compare_captures(cap_a, cap_b, cfg.rtol, cfg.atol)
+    typer.echo(diverge_json(result) if fmt is Format.json else diverge_markdown(result), nl=False)
+    if chart:
+        from memharness.drift.chart import plot_divergence
+
+        typer.echo(f"chart: {plot_divergence(result, chart)}", err=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _make_tiny(folders: dict[str, Path | None]) -> None:
+    """`--make-tiny-llama DIR` / `--make-tiny-bert DIR`: build the tiny random models, then exit."""
+    from memharness.drift.tiny import make_tiny
+
+    for kind, out in folders.items():
+        if out is not None:
+            typer.echo(f"built tiny:{kind} (float32, random init, seed 0) in {make_tiny(kind, out)}")
+    raise typer.Exit(0)
+
+
+def _captures(config: Path, save: Path | None, compare: Path | None):
+    """(config, capture a, capture b) of the two variants, or of a saved capture and variant a run here;
+    with `--save` variant a is captured, saved, and the command exits."""
     from memharness.drift import config as cfgmod
     from memharness.drift.capture import Capture, DivergeError, build_inputs, require_model_dir, run_variant
     from memharness.drift.tiny import resolve_model
@@ -78,19 +99,5 @@ def diverge(
                 f"this config gives ({tuple(ids.shape)}): use the same inputs section"
             )
         cap_a.label = f"saved: {cap_a.label}"
-        cap_b = run(cfg.a, dir_a, f"here: {cfg.a.label or 'A'}")
-    else:
-        cap_a = run(cfg.a, dir_a, cfg.a.label or "A")
-        cap_b = run(cfg.b, dir_b, cfg.b.label or "B")
-
-    from memharness.drift.divergence import compare as compare_captures
-    from memharness.drift.report import diverge_json, diverge_markdown
-
-    result = compare_captures(cap_a, cap_b, cfg.rtol, cfg.atol)
-    typer.echo(diverge_json(result) if fmt is Format.json else diverge_markdown(result), nl=False)
-    if chart:
-        from memharness.drift.chart import plot_divergence
-
-        typer.echo(f"chart: {plot_divergence(result, chart)}", err=True)
-    raise typer.Exit(0 if result.ok else 1)
-
+        return cfg, cap_a, run(cfg.a, dir_a, f"here: {cfg.a.label or 'A'}")
+    return cfg, run(cfg.a, dir_a, cfg.a.label or "A"), run(cfg.b, dir_b, cfg.b.label or "B")

@@ -167,79 +167,89 @@ def _mark_inherited(rows: list[RowResult], descendants: dict[str, set[str]], rul
                 break
 
 
+def _rows_by_cell(side: Side) -> dict[tuple[str, int], dict[str, Row]]:
+    out: dict[tuple[str, int], dict[str, Row]] = {}
+    for r in side.rows:
+        out.setdefault((r.pipeline, r.size), {})[r.target] = r
+    return out
+
+
+def _one_sided_cells(result: Result, pmap: dict[str, str], b_cells: dict, c_cells: dict) -> None:
+    inverse = {v: k for k, v in pmap.items()}
+    for (pipe, size), cells in b_cells.items():
+        if pipe not in pmap or (pmap[pipe], size) not in c_cells:
+            result.only_base_cells.append(CellRef(pipe, size, _status_summary(cells)))
+    for (pipe, size), cells in c_cells.items():
+        if pipe not in inverse or (inverse[pipe], size) not in b_cells:
+            result.only_current_cells.append(CellRef(pipe, size, _status_summary(cells)))
+
+
+def _judge_row(target: str, metric: str, brow: dict[str, Row], crow: dict[str, Row], b_levels: list[CellLevels],
+               c_levels: list[CellLevels], rule: Rule, cell: tuple[str, str, int]) -> RowResult:
+    """One function's (or the tree's) verdict in one matched cell."""
+    judged = judged_metric(metric, target)
+    if judged == "gpu_own":
+        bv, cv = _gpu_own(b_levels, target), _gpu_own(c_levels, target)
+    else:
+        bs, cs = brow[target].metrics.get(judged), crow[target].metrics.get(judged)
+        bv, cv = (bs.values if bs else []), (cs.values if cs else [])
+    entry_key = "gpu_start" if judged.startswith("gpu") else "start"
+    eb, ec = brow[target].metrics.get(entry_key), crow[target].metrics.get(entry_key)
+    entries = (eb.median if eb else None, ec.median if ec else None)
+    if not bv or not cv:
+        return RowResult(*cell, target, NA, None, bv, cv, judged, *entries)
+    d = decide(bv, cv, rule)
+    return RowResult(*cell, target, d.verdict, d, bv, cv, judged, *entries)
+
+
+def _compare_cell(result: Result, base: Side, current: Side, pipe: str, cpipe: str, size: int,
+                  bcells: list[dict[str, Any]], ccells: list[dict[str, Any]], brow: dict[str, Row],
+                  crow: dict[str, Row]) -> None:
+    """The rows, shifts and failures of one cell (pipeline, size) present on both sides."""
+    b_done = [c for c in bcells if c.get("status") == "done"]
+    c_done = [c for c in ccells if c.get("status") == "done"]
+    if b_done and not c_done:
+        result.failed_cells.append(CellRef(cpipe, size, _status_summary(ccells)))
+    for tag, cells, done, name in (("base", bcells, b_done, pipe), ("current", ccells, c_done, cpipe)):
+        if done and len(done) < len(cells):
+            result.partial_failures.append((tag, CellRef(name, size, _status_summary(cells))))
+    if not (b_done and c_done):
+        return
+    b_levels, c_levels = _levels(base, b_done), _levels(current, c_done)
+    descendants: dict[str, set[str]] = {}
+    for lv in b_levels + c_levels:
+        for t, ds in lv.descendants.items():
+            descendants.setdefault(t, set()).update(ds)
+    for kind in (HOST, GPU):
+        result.shifts += find_shifts(b_levels, c_levels, result.rule, kind, pipe, cpipe, size)
+    cell_rows: list[RowResult] = []
+    for target in sorted(set(brow) | set(crow), key=_row_sort_key):
+        if target not in crow:
+            result.only_base_functions.append((pipe, size, target))
+        elif target not in brow:
+            result.only_current_functions.append((cpipe, size, target))
+        else:
+            cell_rows.append(_judge_row(target, result.metric, brow, crow, b_levels, c_levels, result.rule,
+                                        (pipe, cpipe, size)))
+    _mark_inherited(cell_rows, descendants, result.rule)
+    result.rows += cell_rows
+
+
 def compare(base: Side, current: Side, metric: str = DEFAULT_METRIC, rule: Rule | None = None) -> Result:
     if metric not in METRICS:
         raise CompareError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     rule = rule or Rule()
     pmap = _pipeline_map(base, current)
     result = Result(base, current, metric, rule, diff(base.fingerprints, current.fingerprints))
-
-    b_rows: dict[tuple[str, int], dict[str, Row]] = {}
-    for r in base.rows:
-        b_rows.setdefault((r.pipeline, r.size), {})[r.target] = r
-    c_rows: dict[tuple[str, int], dict[str, Row]] = {}
-    for r in current.rows:
-        c_rows.setdefault((r.pipeline, r.size), {})[r.target] = r
+    b_rows, c_rows = _rows_by_cell(base), _rows_by_cell(current)
     b_cells, c_cells = _cells_by_key(base), _cells_by_key(current)
-    inverse = {v: k for k, v in pmap.items()}
-
-    for (pipe, size), cells in b_cells.items():
-        if pipe not in pmap:
-            result.only_base_cells.append(CellRef(pipe, size, _status_summary(cells)))
-            continue
-        if (pmap[pipe], size) not in c_cells:
-            result.only_base_cells.append(CellRef(pipe, size, _status_summary(cells)))
-    for (pipe, size), cells in c_cells.items():
-        if pipe not in inverse or (inverse[pipe], size) not in b_cells:
-            result.only_current_cells.append(CellRef(pipe, size, _status_summary(cells)))
-
+    _one_sided_cells(result, pmap, b_cells, c_cells)
     for (pipe, size), bcells in b_cells.items():
         cpipe = pmap.get(pipe)
         ccells = c_cells.get((cpipe, size)) if cpipe else None
-        if not ccells:
-            continue
-        b_done = [c for c in bcells if c.get("status") == "done"]
-        c_done = [c for c in ccells if c.get("status") == "done"]
-        if b_done and not c_done:
-            result.failed_cells.append(CellRef(cpipe, size, _status_summary(ccells)))
-        for tag, cells, done, name in (("base", bcells, b_done, pipe), ("current", ccells, c_done, cpipe)):
-            if done and len(done) < len(cells):
-                result.partial_failures.append((tag, CellRef(name, size, _status_summary(cells))))
-        brow, crow = b_rows.get((pipe, size), {}), c_rows.get((cpipe, size), {})
-        if not (b_done and c_done):
-            continue
-        b_levels, c_levels = _levels(base, b_done), _levels(current, c_done)
-        descendants: dict[str, set[str]] = {}
-        for lv in b_levels + c_levels:
-            for t, ds in lv.descendants.items():
-                descendants.setdefault(t, set()).update(ds)
-        cell_rows: list[RowResult] = []
-        for kind in (HOST, GPU):
-            result.shifts += find_shifts(b_levels, c_levels, rule, kind, pipe, cpipe, size)
-        for target in sorted(set(brow) | set(crow), key=_row_sort_key):
-            if target not in crow:
-                result.only_base_functions.append((pipe, size, target))
-                continue
-            if target not in brow:
-                result.only_current_functions.append((cpipe, size, target))
-                continue
-            judged = judged_metric(metric, target)
-            if judged == "gpu_own":
-                bv, cv = _gpu_own(b_levels, target), _gpu_own(c_levels, target)
-            else:
-                bs, cs = brow[target].metrics.get(judged), crow[target].metrics.get(judged)
-                bv, cv = (bs.values if bs else []), (cs.values if cs else [])
-            entry_key = "gpu_start" if judged.startswith("gpu") else "start"
-            eb, ec = brow[target].metrics.get(entry_key), crow[target].metrics.get(entry_key)
-            entries = (eb.median if eb else None, ec.median if ec else None)
-            if not bv or not cv:
-                cell_rows.append(RowResult(pipe, cpipe, size, target, NA, None, bv, cv, judged, *entries))
-                continue
-            d = decide(bv, cv, rule)
-            cell_rows.append(RowResult(pipe, cpipe, size, target, d.verdict, d, bv, cv, judged, *entries))
-        _mark_inherited(cell_rows, descendants, rule)
-        result.rows += cell_rows
-
+        if ccells:
+            _compare_cell(result, base, current, pipe, cpipe, size, bcells, ccells, b_rows.get((pipe, size), {}),
+                          c_rows.get((cpipe, size), {}))
     if not result.rows and not result.failed_cells:
         raise CompareError(
             f"nothing to compare: no cell (pipeline, size) was done on both sides "

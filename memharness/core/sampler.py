@@ -100,8 +100,60 @@ def shared_with_parent(readings: dict[int, tuple], parents: dict[int, int | None
             if (pp := parents.get(p)) is not None and m[1] > 0 and readings.get(pp) == m}
 
 
+def _tick_rows(t: int, root: int, exclude: set[int], procs: _ProcessBook) -> tuple[list[bytes], list[bytes], int,
+                                                                                 list[int]]:
+    """One tick's timeline rows, memory-timeline rows, tree RSS and live pids (empty: the tree is gone)."""
+    parents = {p: pp for p, pp in procmem.descendant_tree(root).items() if p not in exclude}
+    pids = [root] + list(parents)
+    # one read of /proc/<pid>/status per process: None for a process gone or a zombie (no memory)
+    readings = [(p, m) for p in pids if (m := procmem.mem_status(p)) is not None]
+    live = [p for p, _ in readings]
+    rows: list[bytes] = []
+    mem_rows: list[bytes] = []
+    total = anon_total = file_total = 0
+    shared = shared_with_parent(dict(readings), parents)
+    for p, (hwm, rss, anon, file, _shmem) in readings:
+        if p in shared:  # the parent's memory, read through a vfork child: hold nothing of its own
+            hwm = rss = anon = file = 0
+        total += rss
+        anon_total += anon
+        file_total += file
+        rows.append(ROW.pack(t, p, KIND_PROC_RSS, -1, rss))
+        mem_rows.append(ROW.pack(t, p, KIND_PROC_ANON, -1, anon))
+        mem_rows.append(ROW.pack(t, p, KIND_PROC_FILE, -1, file))
+        if procs.seen(p, parents.get(p), t, hwm):
+            mem_rows.append(ROW.pack(t, p, KIND_PROC_HWM, -1, hwm))
+    rows.append(ROW.pack(t, 0, KIND_TREE_RSS, -1, total))
+    mem_rows.append(ROW.pack(t, 0, KIND_TREE_ANON, -1, anon_total))
+    mem_rows.append(ROW.pack(t, 0, KIND_TREE_FILE, -1, file_total))
+    return rows, mem_rows, total, live
+
+
+def _kill_over_limit(out_dir: Path, t: int, total: int, max_rss: int, live: list[int]) -> None:
+    """The tree crossed `max_rss`: say so in guard.json, then SIGKILL it, children first."""
+    write_json(out_dir / names.GUARD, {"cause": "max_rss", "t_ns": t, "tree_rss": total, "max_rss": max_rss,
+                                      "pids": live})
+    for p in reversed(live):  # children first, then the root
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _header(root: int, interval: float, max_rss: int | None, gpu: bool) -> dict:
+    return {
+        "format": "memharness-timeline", "version": 1, "row_bytes": TIMELINE_ROW_BYTES,
+        "fields": [list(f) for f in TIMELINE_FIELDS], "kinds": {str(k): v for k, v in TIMELINE_KINDS.items()},
+        "interval_s": interval, "root_pid": root, "started_ns": now_ns(), "clock": "CLOCK_MONOTONIC",
+        "gpu": gpu, "max_rss": max_rss, "memory_file": names.MEMORY_TIMELINE,
+        "memory_kinds": [5, 6, 7, 8, 9],
+    }
+
+
 def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None, gpu: str = "auto",
            exclude: set[int] | None = None) -> dict:
+    """Sample `root`'s process tree every `interval` seconds into `out_dir` until it is gone or SIGTERM/SIGINT
+    arrives; returns the header written to timeline.json at the end."""
     stop = {"flag": False}
 
     def _stop(signum, frame):  # noqa: ANN001, ARG001
@@ -113,13 +165,7 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     exclude = set(exclude or ()) | {os.getpid()}
     nvml = _open_gpu(gpu)
-    header = {
-        "format": "memharness-timeline", "version": 1, "row_bytes": TIMELINE_ROW_BYTES,
-        "fields": [list(f) for f in TIMELINE_FIELDS], "kinds": {str(k): v for k, v in TIMELINE_KINDS.items()},
-        "interval_s": interval, "root_pid": root, "started_ns": now_ns(), "clock": "CLOCK_MONOTONIC",
-        "gpu": nvml is not None, "max_rss": max_rss, "memory_file": names.MEMORY_TIMELINE,
-        "memory_kinds": [5, 6, 7, 8, 9],
-    }
+    header = _header(root, interval, max_rss, nvml is not None)
     write_json(out_dir / names.TIMELINE_HEADER, header)
 
     ticks = late = 0
@@ -132,31 +178,9 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
             open(out_dir / names.MEMORY_TIMELINE, "ab", buffering=0) as mem_fh:
         while not stop["flag"]:
             t = now_ns()
-            parents = {p: pp for p, pp in procmem.descendant_tree(root).items() if p not in exclude}
-            pids = [root] + list(parents)
-            # one read of /proc/<pid>/status per process: None for a process gone or a zombie (no memory)
-            readings = [(p, m) for p in pids if (m := procmem.mem_status(p)) is not None]
-            live = [p for p, _ in readings]
+            rows, mem_rows, total, live = _tick_rows(t, root, exclude, procs)
             if not live:
                 break
-            rows = []
-            mem_rows = []
-            total = anon_total = file_total = 0
-            shared = shared_with_parent(dict(readings), parents)
-            for p, (hwm, rss, anon, file, _shmem) in readings:
-                if p in shared:  # the parent's memory, read through a vfork child: hold nothing of its own
-                    hwm = rss = anon = file = 0
-                total += rss
-                anon_total += anon
-                file_total += file
-                rows.append(ROW.pack(t, p, KIND_PROC_RSS, -1, rss))
-                mem_rows.append(ROW.pack(t, p, KIND_PROC_ANON, -1, anon))
-                mem_rows.append(ROW.pack(t, p, KIND_PROC_FILE, -1, file))
-                if procs.seen(p, parents.get(p), t, hwm):
-                    mem_rows.append(ROW.pack(t, p, KIND_PROC_HWM, -1, hwm))
-            rows.append(ROW.pack(t, 0, KIND_TREE_RSS, -1, total))
-            mem_rows.append(ROW.pack(t, 0, KIND_TREE_ANON, -1, anon_total))
-            mem_rows.append(ROW.pack(t, 0, KIND_TREE_FILE, -1, file_total))
             mem_fh.write(b"".join(mem_rows))
             procs.tick(t)
             if nvml is not None:
@@ -165,13 +189,7 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
             ticks += 1
             peak_total = max(peak_total, total)
             if max_rss is not None and total > max_rss and not killed:
-                write_json(out_dir / names.GUARD, {"cause": "max_rss", "t_ns": t, "tree_rss": total,
-                                                  "max_rss": max_rss, "pids": live})
-                for p in reversed(live):  # children first, then the root
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                _kill_over_limit(out_dir, t, total, max_rss, live)
                 killed = True
             next_t += interval_ns
             delay = next_t - now_ns()

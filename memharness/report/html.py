@@ -194,7 +194,8 @@ def unreadable_calls_warning(entries: list[dict[str, Any]], limit: int = 3) -> s
             f"missing from the tables: {shown}")
 
 
-def render(page: Page) -> str:
+def _head(page: Page) -> list[str]:
+    """The page's head, title line, navigation and the warnings about unreadable input."""
     run = page.run
     created = run.manifest.get("created_wall_ns")
     when = (dt.datetime.fromtimestamp(created / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -223,16 +224,21 @@ def render(page: Page) -> str:
     broken = unreadable_files(run.cells)
     if broken:
         out.append(f'<p class="bad">Warning: {escape(unreadable_files_warning(broken))}.</p>')
+    return out
 
-    from memharness.report.lead import lead_html
 
-    out.append(lead_html(page.extra))
-    out.append('<h2 id="tables">Tables</h2>')
-    out.append('<p class="note">One table per wrapped function, rows by pipeline then collection size. Memory in '
+TABLES_NOTE = ('<p class="note">One table per wrapped function, rows by pipeline then collection size. Memory in '
                "MiB (2<sup>20</sup> bytes). <b>Starting</b>/<b>Final</b>: process RSS when the call began/"
                "returned; <b>Increment</b> = final − starting; <b>Peak</b>: highest RSS during the call, from "
                "the kernel's high-water mark, so it catches spikes the increment misses; <b>Peak over Start</b> "
                "= peak − starting. With repeats: median (min–max).</p>")
+TIMELINES_NOTE = ('<p class="note">Process-tree RSS over time (per process when the cell ran several), GPU memory '
+                  "when sampled, and the wrapped calls as spans, one lane per nesting depth; the red marker is "
+                  "the peak of the sampled timeline, named by the innermost call open at that moment.</p>")
+
+
+def _tables(page: Page) -> list[str]:
+    out = ['<h2 id="tables">Tables</h2>', TABLES_NOTE]
     for t in page.tables:
         h = escape(t.heading) if t.target == TREE else f"<code>{escape(t.target)}</code>"
         out.append(f'<h3 id="t-{escape(t.file_stem)}">{h}</h3>')
@@ -245,33 +251,44 @@ def render(page: Page) -> str:
             out.append(table_note(page.extra["explain"], t.target))
     if not page.tables:
         out.append('<p class="note">No finished cell recorded any call or timeline sample.</p>')
+    return out
 
-    out.append('<h2 id="charts">Charts</h2>')
-    for f in page.charts.get(CHARTS_SECTION, []):
-        out.append(f"<h3>{escape(f.title)}</h3>" + _figure(f))
+
+def _charts(page: Page) -> list[str]:
+    out = ['<h2 id="charts">Charts</h2>']
+    out += [f"<h3>{escape(f.title)}</h3>" + _figure(f) for f in page.charts.get(CHARTS_SECTION, [])]
     if not page.charts.get(CHARTS_SECTION):
         out.append('<p class="note">A scaling chart needs two or more sizes, a side-by-side chart two or more '
                    "pipelines at one size.</p>")
+    out += ['<h2 id="timelines">Timelines</h2>', TIMELINES_NOTE]
+    out += [f"<h3>{escape(f.title)}</h3>" + _figure(f) for f in page.charts.get(TIMELINES_SECTION, [])]
+    return out
 
-    out.append('<h2 id="timelines">Timelines</h2>')
-    out.append('<p class="note">Process-tree RSS over time (per process when the cell ran several), GPU memory '
-               "when sampled, and the wrapped calls as spans, one lane per nesting depth; the red marker is "
-               "the peak of the sampled timeline, named by the innermost call open at that moment.</p>")
-    for f in page.charts.get(TIMELINES_SECTION, []):
-        out.append(f"<h3>{escape(f.title)}</h3>" + _figure(f))
 
-    if page.line_tables:
-        out.append('<h2 id="lineprof">Line profiles</h2>')
-        out.append('<p class="note">memory_profiler line tables of the scenario\'s <code>line_profile</code> '
-                   "targets, as memory_profiler prints them.</p>")
-        for lt in page.line_tables:
-            out.append(f"<h3><code>{escape(lt.name)}</code> in {escape(lt.cell)}</h3><pre>{escape(lt.text)}</pre>")
+def _line_profiles(page: Page) -> list[str]:
+    if not page.line_tables:
+        return []
+    out = ['<h2 id="lineprof">Line profiles</h2>',
+           '<p class="note">memory_profiler line tables of the scenario\'s <code>line_profile</code> '
+           "targets, as memory_profiler prints them.</p>"]
+    for lt in page.line_tables:
+        out.append(f"<h3><code>{escape(lt.name)}</code> in {escape(lt.cell)}</h3><pre>{escape(lt.text)}</pre>")
+    return out
 
+
+def render(page: Page) -> str:
+    """index.html: the answer first (lead sections), then tables, charts, line profiles, explained calls, and
+    what a reader checks last (failed cells, missing targets, environment, scenario)."""
+    from memharness.report.lead import lead_html
+
+    run = page.run
+    out = _head(page)
+    out.append(lead_html(page.extra))
+    out += _tables(page) + _charts(page) + _line_profiles(page)
     if page.extra.get("explain"):  # cells with an explain/ folder (report/explain_render.py)
         from memharness.report.explain_render import html_section
 
         out.append(html_section(page.extra["explain"]))
-
     out.append('<h2 id="failed">Failed cells</h2>' + _failed(run.cells))
     out.append('<h2 id="missing">Missing targets</h2>' + _missing(run.cells))
     out.append('<h2 id="environment">Environment</h2>' + _environment(run.cells))
