@@ -40,7 +40,7 @@ def harness(cell_dir: Path, python: str, env: dict) -> float:
     tmp = Path(tempfile.mkdtemp(prefix="mh-harness-"))
     try:
         shutil.copy(cell_dir / "cell.json", tmp / "cell.json")
-        from memharness.runner.supervisor import start_cell_process
+        from memharness.core.launch import start_cell_process
 
         proc = start_cell_process(python, tmp, env)
         sampler = start_sampler(proc.pid, tmp, 0.05)

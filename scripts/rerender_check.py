@@ -2,11 +2,11 @@
 
     python scripts/rerender_check.py --old 28c1b88 RUN_DIR [RUN_DIR ...] [--compare BASE CURRENT]...
 
-For each run folder: `memharness report RUN --output ...` with both codes, then `tables.md`, `summary.json` and
-every `tables/*` file and `index.html` (charts inlined) are compared byte for byte; for each `--compare` pair, `memharness compare` as Markdown
-and JSON. Lines that carry a path of the scratch folders are normalised (the two reports are written to
-different folders). Prints one line per file and exits 1 on any difference: a refactor that changes no
-behaviour prints only "same".
+For each run folder: `memharness report RUN --output ...` with both codes, then `tables.md`, `summary.json`,
+every `tables/*` file and `index.html` (charts inlined) are compared byte for byte; for each `--compare` pair,
+`memharness compare` as Markdown and JSON. Lines that carry a path of the scratch folders are normalised (the
+two reports are written to different folders). Prints one line per file and exits 1 on any difference: a
+refactor that changes no behaviour prints only "same".
 """
 
 from __future__ import annotations

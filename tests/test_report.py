@@ -19,11 +19,11 @@ from memharness.core.records import KIND_TREE_RSS, CallRecord, read_timeline, ti
 from memharness.report import build
 from memharness.report.downsample import envelope
 from memharness.report.fmt import size_label
-from memharness.results.spans import assign_lanes, innermost_at
 from memharness.report.scaling import fit
 from memharness.report.series import cell_series
 from memharness.results import NotARunError
 from memharness.results.figures import TREE
+from memharness.results.spans import assign_lanes, innermost_at
 
 SETUP = "colbert.indexing.collection_indexer.CollectionIndexer.setup"
 SAMPLE = "colbert.indexing.collection_indexer.CollectionIndexer._sample_embeddings"

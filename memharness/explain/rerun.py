@@ -69,7 +69,7 @@ def write_config(explain_dir: Path, req: ExplainRequest) -> Path:
 def rerun(run_dir: Path, cell_dir: Path, req: ExplainRequest,
           say: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the cell again under the explainer; returns facts about the second run."""
-    from memharness.runner.supervisor import cell_env, start_cell_process
+    from memharness.core.launch import cell_env, start_cell_process
 
     spec = json.loads((cell_dir / "cell.json").read_text(encoding="utf-8"))
     if req.target not in spec.get("targets", []) and req.target not in spec.get("default_targets", []):

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memharness.core.launch import cache_dir
 from memharness.core.session import interpreter_env
 from memharness.errors import MemharnessError
 from memharness.runner import diskspace
@@ -64,10 +65,6 @@ class Preflight:
     corpus_file: Path | None = None
     sys_path: list[str] = field(default_factory=list)  # cwd and the scenario's folder, for `callable` modules
     created: list[Path] = field(default_factory=list)  # output folders preflight made (removed on a dry run)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MEMHARNESS_CACHE", Path.home() / ".cache" / "memharness"))
 
 
 def _run_probe(python: str, requests: list[dict[str, Any]], env: dict[str, str]) -> list[dict[str, Any]] | dict:

@@ -21,10 +21,8 @@ says `leftovers: keep` or `warn`.
 from __future__ import annotations
 
 import functools
-import hashlib
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,14 +32,15 @@ from typing import TYPE_CHECKING, Any
 from memharness.core import procmem
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
-from memharness.core.session import interpreter_env, start_sampler, stop_sampler
+from memharness.core.launch import cell_env, start_cell_process
+from memharness.core.session import start_sampler, stop_sampler
 from memharness.results import names
 from memharness.runner import diskspace
 from memharness.runner import leftovers as leftovers_mod
 from memharness.runner.leftovers import kill_tree
 from memharness.runner.matrix import CellPlan
 from memharness.runner.node import local_node, machine_gpus
-from memharness.runner.preflight import PipelineCheck, Preflight, cache_dir
+from memharness.runner.preflight import PipelineCheck, Preflight
 from memharness.runner.signals import Interrupted, stop_message
 from memharness.scenario import format_size
 
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = ["CellOutcome", "CellWatch", "classify_exit", "describe_plan", "kill_tree", "run_cell", "summarize",
            "write_cell_spec"]
 
-CELL_MODULE = "memharness.runner.cell_main"  # the cell process: python -m CELL_MODULE CELL_DIR
 STALE_FILES = (names.ERROR, names.GUARD, names.TIMELINE, names.TIMELINE_HEADER, names.CELL_INFO)
 _rss_text = functools.partial(diskspace.fmt, mib_decimals=0, gib_decimals=2)  # "600 MiB", "1.50 GiB"
 
@@ -153,30 +151,6 @@ def _write_fingerprint(cell_dir: Path, check: PipelineCheck) -> dict[str, Any]:
     fingerprint["node"] = local_node(machine_gpus(fingerprint))  # the Ray executor retakes it on its node
     write_json(cell_dir / names.FINGERPRINT, fingerprint)
     return fingerprint
-
-
-def cell_env(extra: dict[str, str], python: str, device: str) -> dict[str, str]:
-    """The cell interpreter's environment: the scenario's `env` (`extra`), memharness importable, a torch
-    extensions folder of its own when the pipeline runs in another virtualenv, no GPU for a cpu cell. The one
-    builder of it: `memharness explain`'s second run uses it too."""
-    env = interpreter_env(extra)
-    # A virtualenv's python is a symlink to the base interpreter: compare bin folders, not resolved files.
-    other_env = Path(python).absolute().parent != Path(sys.executable).absolute().parent
-    if "TORCH_EXTENSIONS_DIR" not in env and other_env:
-        # torch caches compiled extensions by name: two virtualenvs sharing ~/.cache/torch_extensions rebuild
-        # each other's (colbert's) on every alternation, inflating the prepare phase. One folder each.
-        digest = hashlib.sha1(str(Path(python).absolute()).encode()).hexdigest()[:10]
-        env["TORCH_EXTENSIONS_DIR"] = str(cache_dir() / "torch_extensions" / digest)
-    if device == "cpu":
-        env.setdefault("CUDA_VISIBLE_DEVICES", "")
-    return env
-
-
-def start_cell_process(python: str, cell_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-    """The cell's interpreter (`runner/cell_main.py`), in a session of its own, its output in the cell's logs."""
-    with open(cell_dir / names.STDOUT, "wb") as out, open(cell_dir / names.STDERR, "wb") as err:
-        return subprocess.Popen([python, "-m", CELL_MODULE, str(cell_dir)], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
 
 
 def _sampler_done(sampler: subprocess.Popen | None) -> None:
