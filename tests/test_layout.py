@@ -82,3 +82,81 @@ def test_the_literal_finder_finds_what_it_should():
     src = 'p = cell / "status.json"\nq = out / "calls"\nr = f"timeline-{x}.png"\ns = {"calls": 1}\n'
     found = _literals(ast.parse(src))
     assert found == [(1, "status.json", "file name"), (2, "calls", "path part"), (3, ".png", "file name pattern")]
+
+
+LEAVES = {"errors", "metrics", "results.names"}
+ENTRY = {"__init__", "__main__"}  # `import memharness` (lazy API) and `python -m memharness`
+
+
+def _unit(module: str) -> str:
+    """The floor-level unit of a dotted module: `memharness.report.html` -> `report`, the leaves as named."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__"
+    if parts[:2] == ["results", "names"]:
+        return "results.names"
+    return parts[0]
+
+
+def _is_module(dotted: str) -> bool:
+    rel = Path(*dotted.split("."))
+    return (ROOT / rel).with_suffix(".py").is_file() or (ROOT / rel / "__init__.py").is_file()
+
+
+def import_graph() -> dict[str, dict[str, list[str]]]:
+    """unit -> imported unit -> the files that import it (every import statement, nested ones included)."""
+    graph: dict[str, dict[str, list[str]]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        src = _unit(".".join(rel.parts).removesuffix(".__init__"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                subs = [f"{node.module}.{a.name}" for a in node.names if _is_module(f"{node.module}.{a.name}")]
+                found = subs if len(subs) == len(node.names) else [node.module] + subs
+            else:
+                continue
+            for target in found:
+                if target == "memharness" or target.startswith("memharness."):
+                    dst = _unit(target)
+                    if dst != src and dst not in ENTRY:
+                        graph.setdefault(src, {}).setdefault(dst, []).append(str(path.relative_to(ROOT)))
+    return graph
+
+
+def documented_floors() -> list[list[str]]:
+    text = (ROOT / "docs" / "layout.md").read_text(encoding="utf-8")
+    block = text.split("<!-- floors: read by tests/test_layout.py -->", 1)[1].split("```", 2)[1]
+    return [line.split() for line in block.strip().splitlines() if line.strip()]
+
+
+def test_every_import_points_down_the_documented_floors():
+    floors = documented_floors()
+    floor_of = {unit: i for i, line in enumerate(floors) for unit in line}
+    graph = import_graph()
+    units = set(graph) | {d for deps in graph.values() for d in deps}
+    undocumented = sorted(units - set(floor_of) - LEAVES - ENTRY)
+    assert not undocumented, f"packages on no floor of docs/layout.md: {undocumented}"
+    wrong = []
+    for src, deps in sorted(graph.items()):
+        if src in LEAVES or src in ENTRY:
+            continue
+        for dst, files in sorted(deps.items()):
+            if dst in LEAVES:
+                continue
+            if floor_of[dst] <= floor_of[src]:
+                where = "its own floor" if floor_of[dst] == floor_of[src] else "a floor above"
+                wrong.append(f"{src} -> {dst} ({where}; {sorted(set(files))[0]})")
+    assert not wrong, "imports against docs/layout.md:\n" + "\n".join(wrong)
+    for leaf in LEAVES:  # a leaf imports no other memharness module
+        assert not (set(graph.get(leaf, {})) - ENTRY), f"{leaf} is documented as a leaf but imports {graph[leaf]}"
+    print("floors:", " | ".join(" ".join(line) for line in floors))
+    print(f"{sum(len(d) for d in graph.values())} package arrows checked, 0 against the floors")
+
+
+def test_the_graph_sees_nested_and_from_imports():
+    graph = import_graph()
+    assert "core" in graph["results"]  # results.run: from memharness.core.records import ...
+    assert "explain" in graph["runner"]  # supervisor: imported inside run_cell
+    assert "results.names" in graph["core"] and "results" not in graph["core"]  # the leaf, not the package
