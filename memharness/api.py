@@ -27,11 +27,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.api_results import ProfileError, ProfileResults, ProfileTable, environment_fingerprint
 from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
-from memharness.results import names
 
 __all__ = ["Profile", "ProfileError", "ProfileTable", "active_profile", "environment_fingerprint", "profile"]
 

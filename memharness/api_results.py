@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core.atomic import write_json
 from memharness.core.records import CallRecord, read_calls, read_timeline, tree_rss_series
 from memharness.errors import MemharnessError
-from memharness.results import names
 
 MiB = float(1 << 20)
 _fingerprint_cache: dict[str, Any] | None = None

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from memharness.results.names import MANIFEST
+from memharness.names import MANIFEST
 
 MiB = float(1 << 20)
 MARKER_KEYS = ("targets", "peak", "increment", "tree_peak", "gpu_peak", "follow_children", "sample_interval")

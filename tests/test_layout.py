@@ -1,4 +1,4 @@
-"""The package's layout holds: run-folder file names live only in `memharness/results/names.py`, and the
+"""The package's layout holds: run-folder file names live only in `memharness/names.py`, and the
 imports between packages are the ones `docs/layout.md` documents (no loops, no arrow pointing up)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "memharness"
-NAMES = PACKAGE / "results" / "names.py"
+NAMES = PACKAGE / "names.py"
 
 FILE_NAME = re.compile(r"^[\w.*-]*\.(json|jsonl|bin|xz|log|yaml|md|html|png|csv|pickle|txt)$")
 # Files of other tools that memharness reads: not part of a run folder.
@@ -65,7 +65,7 @@ def _literals(tree: ast.AST) -> list[tuple[int, str, str]]:
 
 
 def test_no_run_folder_file_name_outside_names_py():
-    """Every run-folder name comes from results/names.py: a file renamed there is renamed everywhere."""
+    """Every run-folder name comes from names.py: a file renamed there is renamed everywhere."""
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         if path == NAMES:
@@ -75,7 +75,7 @@ def test_no_run_folder_file_name_outside_names_py():
             if (rel, text) in OTHER_TOOLS:
                 continue
             offenders.append(f"memharness/{rel}:{line}: {text!r} ({why})")
-    assert not offenders, "file-name literals outside results/names.py:\n" + "\n".join(offenders)
+    assert not offenders, "file-name literals outside names.py:\n" + "\n".join(offenders)
 
 
 def test_the_literal_finder_finds_what_it_should():
@@ -84,7 +84,7 @@ def test_the_literal_finder_finds_what_it_should():
     assert found == [(1, "status.json", "file name"), (2, "calls", "path part"), (3, ".png", "file name pattern")]
 
 
-LEAVES = {"errors", "metrics", "results.names"}
+LEAVES = {"errors", "metrics", "names"}
 ENTRY = {"__init__", "__main__"}  # `import memharness` (lazy API) and `python -m memharness`
 
 
@@ -93,8 +93,6 @@ def _unit(module: str) -> str:
     parts = module.split(".")[1:]
     if not parts:
         return "__init__"
-    if parts[:2] == ["results", "names"]:
-        return "results.names"
     return parts[0]
 
 
@@ -159,4 +157,4 @@ def test_the_graph_sees_nested_and_from_imports():
     graph = import_graph()
     assert "core" in graph["results"]  # results.run: from memharness.core.records import ...
     assert "explain" in graph["runner"]  # supervisor: imported inside run_cell
-    assert "results.names" in graph["core"] and "results" not in graph["core"]  # the leaf, not the package
+    assert "names" in graph["core"] and "results" not in graph["core"]  # the leaf, not the package

@@ -11,10 +11,11 @@ import pytest
 from runfactory import FakeCall, FakeCell, make_run
 
 import memharness.results.run as results_run
+from memharness import names
 from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE, KIND_TREE_RSS, read_timeline, timeline_dtype
 from memharness.errors import MemharnessError
 from memharness.report import build
-from memharness.results import BrokenRunError, NotARunError, Run, names
+from memharness.results import BrokenRunError, NotARunError, Run
 
 # Every file `open`ed while `_OPENS` is a Counter is counted there (an audit hook sees every open: Python's
 # `open`, `os.open`, numpy's `fromfile`, `Path.read_bytes`). Audit hooks cannot be removed, so the hook is
@@ -154,19 +155,19 @@ def test_merge_command_merges_two_runs_and_report_renders_them(tmp_path):
 
 
 def test_merge_refuses_other_scenarios_and_an_output_in_the_way(tmp_path):
-    from memharness.results.merge import MergeError
+    from memharness.results.merge import MergeError, merge
 
     a = Run.open(make_run(tmp_path, [FakeCell("a", 100)], scenario="one", run_id="r1"))
     b = Run.open(make_run(tmp_path, [FakeCell("a", 200)], scenario="two", run_id="r2"))
     with pytest.raises(MergeError, match="same scenario") as info:
-        a.merge([b], tmp_path / "out")
+        merge([a, b], tmp_path / "out")
     assert info.value.exit_code == 2 and not (tmp_path / "out").exists()
     c = Run.open(make_run(tmp_path, [FakeCell("a", 300)], scenario="one", run_id="r3"))
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "file").write_text("x")
     with pytest.raises(MergeError, match="exists and is not an empty folder"):
-        a.merge([c], tmp_path / "busy")
+        merge([a, c], tmp_path / "busy")
     with pytest.raises(MergeError, match="holds the run"):
-        a.merge([c], tmp_path / "one")
-    merged = a.merge([c], tmp_path / "new")
+        merge([a, c], tmp_path / "one")
+    merged = Run.open(merge([a, c], tmp_path / "new"))
     assert [x.id for x in merged.cells] == ["a__100__r0", "a__300__r0"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from memharness.results.names import BASELINE_STORE
+from memharness.names import BASELINE_STORE
 
 __all__ = ["BASELINE_STORE", "Format"]
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from memharness.commands._common import BASELINE_STORE
-from memharness.results.names import MANIFEST
+from memharness.names import MANIFEST
 
 ERROR_PREFIX = "memharness baseline"
 STORE_HELP = "baseline store file"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from memharness.errors import MemharnessError
-from memharness.results.names import MANIFEST
+from memharness.names import MANIFEST
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from memharness import names
 from memharness.errors import MemharnessError
-from memharness.results import names
 
 ERROR_PREFIX = "memharness report"
 DISK_FULL = 3  # exit code: the disk filled while the report was written (2 is bad input)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from memharness.errors import MemharnessError
-from memharness.results.names import MANIFEST
+from memharness.names import MANIFEST
 
 
 def _split(values: list[str] | None) -> list[str] | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from memharness.compare.sides import CompareError, open_run
 from memharness.core.atomic import read_json, write_json
-from memharness.results.names import BASELINE_STORE
+from memharness.names import BASELINE_STORE
 
 STORE_FORMAT = "memharness-baselines"
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.errors import MemharnessError
-from memharness.results import BrokenRunError, names
+from memharness.results import BrokenRunError
 from memharness.results.figures import Row, collect
 from memharness.results.run import CellFolder, Run
 

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memharness import names
 from memharness.core.session import interpreter_env
-from memharness.results import names
 
 CELL_MODULE = "memharness.runner.cell_main"  # the cell process: python -m CELL_MODULE CELL_DIR
 

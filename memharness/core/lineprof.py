@@ -18,9 +18,9 @@ import io
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core.atomic import write_text
 from memharness.core.targets import Patch, TargetError, file_name, resolve, undo
-from memharness.results import names
 
 
 def _raw_attr(owner: Any, name: str) -> tuple[Any, bool]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core.atomic import read_json
 from memharness.core.records import (
     KIND_PROC_ANON,
@@ -41,7 +42,6 @@ from memharness.core.records import (
     read_processes,
     read_timeline,
 )
-from memharness.results import names
 
 
 class RangeMax:

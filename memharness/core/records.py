@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memharness.results import names
+from memharness import names
 
 FORMAT_VERSION = 2  # 2: process records (X), private/file-backed readings; version-1 files still read
 

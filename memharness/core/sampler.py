@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from memharness import names
 from memharness.core import procmem
 from memharness.core.atomic import write_json
 from memharness.core.clock import now_ns
@@ -44,7 +45,6 @@ from memharness.core.records import (
     TIMELINE_KINDS,
     TIMELINE_ROW_BYTES,
 )
-from memharness.results import names
 
 ROW = struct.Struct("<qiHhq")
 assert ROW.size == TIMELINE_ROW_BYTES

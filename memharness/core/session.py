@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core import targets as targets_mod
 from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import write_json
 from memharness.core.targets import Patches, ResolvedTarget, TargetError
-from memharness.results import names
 
 BOOT_DIR = Path(__file__).resolve().parent.parent / "boot"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from memharness import names
 from memharness.core import procmem
 from memharness.core.clock import now_ns
 from memharness.core.records import FORMAT_VERSION, CallLog
-from memharness.results import names
 
 
 class CallProbe(Protocol):

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.errors import MemharnessError
-from memharness.results import names
 
 SUPPORTED_SUFFIXES = (".pt", ".npy", ".json")
 CHUNK = 1 << 22  # elements compared at a time

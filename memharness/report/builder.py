@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core.atomic import write_text
 from memharness.errors import MemharnessError
 from memharness.report import fmt
@@ -22,7 +23,6 @@ from memharness.report.lead import lead_markdown
 from memharness.report.predict import predictions
 from memharness.report.scaling import scaling_data
 from memharness.report.series import cell_series, target_order
-from memharness.results import names
 from memharness.results.figures import Row, collect
 from memharness.results.phases import CAPTIONS, CELL, RUN, run_window, sampled_run_peak
 from memharness.results.run import Run

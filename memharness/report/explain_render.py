@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from memharness.results import names
+from memharness import names
 
 MiB = 1 << 20
 

@@ -12,11 +12,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.report import fmt
 from memharness.report.charts.base import CHARTS_SECTION, TIMELINES_SECTION, Chart
 from memharness.report.lineprof_render import LineTable
 from memharness.report.tables import Table, tree_note
-from memharness.results import names
 from memharness.results.figures import TREE
 from memharness.results.run import CellFolder, Run
 

@@ -7,8 +7,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from memharness import names
 from memharness.core.atomic import write_bytes
-from memharness.results import names
 from memharness.results.run import Run
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core.atomic import write_text
 from memharness.report import fmt
-from memharness.results import names
 from memharness.results.figures import TREE, TREE_PREPARE, Row, Stat, collect
 
 __all__ = ["collect", "Column", "Table", "build_tables", "write_tables"]

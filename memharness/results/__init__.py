@@ -3,7 +3,7 @@
 (`merge`).
 
 `names` is a leaf (standard library only) that any module may import, the measured processes' `core`
-included; everything else here is loaded on first use (PEP 562), so importing `memharness.results.names`
+included; everything else here is loaded on first use (PEP 562), so importing `memharness.names`
 costs nothing more.
 """
 
@@ -12,19 +12,17 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from memharness.results import names
-
 _LAZY = {
-    "MANIFEST": "memharness.results.names",
+    "MANIFEST": "memharness.names",
     "RUN_FORMAT": "memharness.results.manifest",
     "BrokenRunError": "memharness.results.manifest",
     "NotARunError": "memharness.results.manifest",
     "read_manifest": "memharness.results.manifest",
-    "Cell": "memharness.results.run",
+    "CellFolder": "memharness.results.run",
     "Run": "memharness.results.run",
 }
 
-__all__ = ["MANIFEST", "RUN_FORMAT", "BrokenRunError", "Cell", "NotARunError", "Run", "names", "read_manifest"]
+__all__ = ["MANIFEST", "RUN_FORMAT", "BrokenRunError", "CellFolder", "NotARunError", "Run", "read_manifest"]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
-from memharness.results.names import MANIFEST
+from memharness.names import MANIFEST
 
 RUN_FORMAT = "memharness-run"
 CELL_KEYS = ("id", "pipeline", "size", "status")

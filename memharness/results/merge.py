@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memharness import names
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
-from memharness.results import names
 
 if TYPE_CHECKING:
     from memharness.results.run import Run

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core import peaks
 from memharness.core.atomic import read_json
 from memharness.core.records import (
@@ -26,7 +27,6 @@ from memharness.core.records import (
     read_memory_timeline,
     read_timeline,
 )
-from memharness.results import names
 from memharness.results.manifest import read_manifest
 
 
@@ -235,10 +235,3 @@ class Run:
         if path.exists():
             return path.read_text(encoding="utf-8", errors="replace")
         return json.dumps(self.scenario_spec, indent=2, default=str)
-
-    def merge(self, others: list[Run], into: Path | str) -> Run:
-        """This run and `others` (of the same scenario) merged into the new run folder `into`
-        (`memharness.results.merge`)."""
-        from memharness.results.merge import merge
-
-        return Run.open(merge([self, *others], into))

@@ -1,6 +1,6 @@
 """Writing a run folder: a new folder per run, its manifest created once and updated atomically at every cell
 status change, scenario revisions kept beside it. The runner and `memharness.profile` both write through
-`Manifest`; a cell's own files are written by the cell and its supervisor (names in `results.names`)."""
+`Manifest`; a cell's own files are written by the cell and its supervisor (names in `memharness.names`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any, Protocol
 
 from memharness.core.atomic import write_json, write_text
 from memharness.core.clock import clock_anchor
+from memharness.names import MANIFEST, SCENARIO, cell_dir_name, scenario_revision_file
 from memharness.results.manifest import RUN_FORMAT, BrokenRunError, NotARunError, parse_manifest
-from memharness.results.names import MANIFEST, SCENARIO, cell_dir_name, scenario_revision_file
 
 
 class PlannedCell(Protocol):

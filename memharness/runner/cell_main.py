@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memharness import names
 from memharness.core.atomic import write_json
-from memharness.results import names
 
 if TYPE_CHECKING:
     from memharness.pipelines.base import CellContext

@@ -18,8 +18,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from memharness import names
 from memharness.core.records import TIMELINE_ROW_BYTES
-from memharness.results import names
 
 MiB = 1 << 20
 PROBE_BYTES = 4 * MiB

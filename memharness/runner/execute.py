@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memharness import names
 from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
-from memharness.results import names
 from memharness.results.writer import Manifest, ManifestError, new_run_dir
 from memharness.runner import diskspace, executors
 from memharness.runner.executors.base import Executor, Finished, RunContext, Started

@@ -10,8 +10,8 @@ import fcntl
 import os
 from pathlib import Path
 
+from memharness import names
 from memharness.errors import MemharnessError
-from memharness.results import names
 
 
 class RunLocked(MemharnessError):

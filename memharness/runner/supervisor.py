@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memharness import names
 from memharness.core import procmem
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.launch import cell_env, start_cell_process
 from memharness.core.session import start_sampler, stop_sampler
-from memharness.results import names
 from memharness.runner import diskspace
 from memharness.runner import leftovers as leftovers_mod
 from memharness.runner.leftovers import kill_tree

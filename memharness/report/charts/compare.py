@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from memharness import names
 from memharness.report import fmt, png
 from memharness.report.charts.base import Chart, ChartContext, ChartRenderer
 from memharness.report.downsample import envelope
 from memharness.report.series import CellSeries, Series
-from memharness.results import names
 from memharness.results.phases import run_seconds
 from memharness.results.run import CellFolder, Run
 

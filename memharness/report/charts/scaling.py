@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from memharness import names
 from memharness.report import fmt, png
 from memharness.report.charts.base import Chart, ChartContext, ChartRenderer
-from memharness.results import names
 
 
 def render_scaling(data: dict[str, dict[str, Any]], out: Path, colors: dict[str, str],

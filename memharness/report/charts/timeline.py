@@ -12,12 +12,12 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from memharness import names
 from memharness.core.records import KIND_TREE_ANON, KIND_TREE_FILE
 from memharness.report import fmt, png
 from memharness.report.charts.base import TIMELINES_SECTION, Chart, ChartContext, ChartRenderer
 from memharness.report.downsample import envelope
 from memharness.report.series import CellSeries
-from memharness.results import names
 from memharness.results.phases import SampledPeak, sampled_run_peak
 from memharness.results.run import CellFolder
 from memharness.results.spans import Span, assign_lanes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Iterator
 
-from memharness.results import names
+from memharness import names
 from memharness.runner.executors.base import Executor, Finished, RunContext, Started
 from memharness.runner.matrix import CellPlan
 from memharness.runner.node import local_placement

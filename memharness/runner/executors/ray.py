@@ -28,10 +28,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memharness import names
 from memharness.core.atomic import read_json, write_json
 from memharness.core.session import interpreter_env
 from memharness.errors import MemharnessError
-from memharness.results import names
 from memharness.runner.executors.base import Executor, Finished, RunContext, Started
 from memharness.runner.matrix import CellPlan
 from memharness.runner.node import local_node, machine_gpus

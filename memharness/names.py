@@ -1,7 +1,8 @@
-"""The names of every file and folder of a run folder (docs/format.md), in one place.
+"""The names of every file and folder of a run folder and a report folder (docs/format.md), in one place: the
+vocabulary of `memharness.results`, which writes and reads run folders.
 
-A leaf: standard library only and no other memharness import, so every module may take its names from
-here, the measured processes' `core` included (`memharness.results` loads nothing else until asked).
+A leaf at the package's root (standard library only, no other memharness import), beside `errors.py` and
+`metrics.py`, so every module takes its names from here, the measured processes' `core` included.
 `tests/test_layout.py` fails on a run-folder file-name literal anywhere else.
 """
 
