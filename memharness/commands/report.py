@@ -18,8 +18,9 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder: results/<scenario>/<run-id>.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of "
                                                 "RUN_DIR/report.")] = None,
-    budget: Annotated[str | None, typer.Option("--budget", help="RAM budget (24GiB): print the largest size "
-                                               "each pipeline is predicted to fit, with the error bar.")] = None,
+    budget: Annotated[str | None, typer.Option("--budget", help="RAM budget (24GiB): the largest size each "
+                                               "pipeline is predicted to fit, with its band; printed and "
+                                               "written into the report's Predicted sizes.")] = None,
     gpu_budget: Annotated[str | None, typer.Option("--gpu-budget", help="GPU memory budget (80GiB), "
                                                    "likewise.")] = None,
 ) -> None:
@@ -29,10 +30,10 @@ def report(
     from memharness.report.builder import ReportWriteError
     from memharness.results import BrokenRunError
 
-    _budgets(budget, gpu_budget)  # a bad budget fails before rendering
+    b, g = _budgets(budget, gpu_budget)  # a bad budget fails before rendering
 
     try:
-        index = build(run_dir, output)
+        index = build(run_dir, output, budgets={"peak": b, "gpu_nvml_peak": g})
     except BrokenRunError as exc:
         raise MemharnessError(str(exc)) from None
     except ReportWriteError as exc:

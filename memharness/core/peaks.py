@@ -174,8 +174,6 @@ def attach_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None, main
         if c.t_end_ns is None or c.anon_start is None:
             continue  # open, or a version-1 record: these figures are left out, as the run did not hold them
         t0, t1 = c.t_start_ns, c.t_end_ns
-        if tree is not None:
-            c.tree_peak = tree.max(t0, t1)
         best, best_pid = None, None
         for p in procs.values():
             if p.pid == c.pid or c.pid not in ancestors[p.pid]:
@@ -194,6 +192,9 @@ def attach_peaks(cell_dir: Path, calls: list[CallRecord], rows: Any = None, main
             # figure at or below the parent's own peak may be the parent's and is left out
             best, best_pid = int(c.children_peak_rss), None
         c.descendants_peak, c.descendants_peak_pid = best, best_pid
+        if tree is not None:  # the tree held at least what any of its processes held: never below them
+            bounds = [v for v in (tree.max(t0, t1), c.peak_rss, best) if v is not None]
+            c.tree_peak = max(bounds) if bounds else None
         for kind, attr in ((KIND_PROC_ANON, "anon_peak"), (KIND_PROC_FILE, "file_peak")):
             s = series_of(c.pid, kind)
             v = s.max(t0, t1) if s is not None else None

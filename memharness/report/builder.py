@@ -15,8 +15,7 @@ from typing import Any
 from memharness import names
 from memharness.core.atomic import write_text
 from memharness.errors import MemharnessError
-from memharness.report import fmt
-from memharness.report.answer import answer
+from memharness.report.answer import answer, gpu_used
 from memharness.report.calltree import pipeline_tree
 from memharness.report.charts.base import Chart, ChartContext
 from memharness.report.lead import lead_markdown
@@ -24,6 +23,7 @@ from memharness.report.predict import predictions
 from memharness.report.scaling import scaling_data
 from memharness.report.series import cell_series, target_order
 from memharness.results.figures import Row, collect
+from memharness.results.gpu import cell_gpu
 from memharness.results.phases import CAPTIONS, CELL, RUN, run_window, sampled_run_peak
 from memharness.results.run import Run
 
@@ -85,7 +85,8 @@ def _wanted_sizes(run: Run) -> dict[str, list[int]]:
     return {p: sorted(s for s in sizes if (p, s) not in done) for p in run.pipelines}
 
 
-def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] | None = None) -> Path:
+def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] | None = None,
+          budgets: dict[str, int | None] | None = None) -> Path:
     """Render the report of a run folder into `out_dir` (default `run_dir/report`); return index.html.
 
     Raises `memharness.results.BrokenRunError` (or its `NotARunError`) for a folder that is not a readable
@@ -93,7 +94,7 @@ def build(run_dir: Path, out_dir: Path | None = None, timings: dict[str, float] 
     """
     out = Path(out_dir) if out_dir is not None else Path(run_dir) / names.REPORT
     try:
-        return _build(Path(run_dir), out, timings)
+        return _build(Path(run_dir), out, timings, budgets)
     except OSError as exc:
         if _is_report_path(exc.filename, out):
             raise ReportWriteError(Path(exc.filename), exc) from exc
@@ -118,7 +119,7 @@ class _Parts:
     explain: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _figures(run: Run, out: Path) -> tuple[_Parts, ChartContext]:
+def _figures(run: Run, out: Path, budgets: dict[str, int | None] | None) -> tuple[_Parts, ChartContext]:
     """The figures of the report (rows, tables, scaling, predictions, the answer, call trees) and what the
     charts draw (each cell's lines and sampled run-phase peak)."""
     from memharness.report.charts.compare import pipeline_colors
@@ -131,15 +132,19 @@ def _figures(run: Run, out: Path) -> tuple[_Parts, ChartContext]:
     series = {c.id: cell_series(c) for c in run.cells}
     peaks = {c.id: sampled_run_peak(c) for c in run.cells if series[c.id].tree is not None or c.calls}
     scaling = scaling_data(rows, run.pipelines)
-    preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run))
-    ans = answer(run, rows, {cid: {"peak_mib": None if pk is None else pk.bytes / fmt.MiB,
-                                   "peak_call": None if pk is None else pk.call} for cid, pk in peaks.items()})
+    preds = predictions(summary_rows, run.pipelines, _wanted_sizes(run), budgets)
+    gpu = {c.id: cell_gpu(c) for c in run.cells}
+    ans = answer(run, rows, peaks, gpu)
     parts = _Parts(run, out, rows, summary_rows, build_tables(rows, order), scaling, preds, ans, _call_trees(run))
-    ctx = ChartContext(run, out, series, peaks, target_colors(order), pipeline_colors(run.pipelines), scaling, preds)
+    marks = {s["size"]: {e["pipeline"]: {"host": e["peak"], "gpu": gpu_used(e) if e.get("gpu") else None}
+                         for e in s["pipelines"]} for s in ans["sizes"]}
+    ctx = ChartContext(run, out, series, peaks, target_colors(order), pipeline_colors(run.pipelines), gpu, marks,
+                       scaling, preds)
     return parts, ctx
 
 
-def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
+def _build(run_dir: Path, out: Path, timings: dict[str, float] | None,
+           budgets: dict[str, int | None] | None = None) -> Path:
     from memharness.report.charts import by_section, render_all
     from memharness.report.explain_render import explained
     from memharness.report.html import Page, render
@@ -152,7 +157,7 @@ def _build(run_dir: Path, out: Path, timings: dict[str, float] | None) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         _clear(out)
     with _phase(timings, "figures"):
-        parts, ctx = _figures(run, out)
+        parts, ctx = _figures(run, out, budgets)
     with _phase(timings, "charts"):
         parts.charts = render_all(ctx)
     with _phase(timings, "tables"):

@@ -14,13 +14,22 @@ SUMMARY_NOTE = ("Process-tree figures over the run phase only (imports, extensio
                 "happen in `prepare` and are left out). *× smallest*: peak divided by the lowest peak at that "
                 "size. *Peak inside*: the innermost wrapped call open when the peak was reached (from the calls' exact "
                 "peaks when the main process held it, else at the highest timeline sample).")
+GPU_NOTE = ("GPU columns, run phase: *Used by Tree (NVML)*: the most memory the driver charged to the cell's "
+            "processes (CUDA contexts and torch's cached blocks included; what the card must hold, and the figure "
+            "pipelines are compared on); *Peak (torch allocated)*: tensors alive at torch's peak in the main process; "
+            "*Reserved (torch)*: the most torch's caching allocator held; *Used on Device (NVML)*: the whole card, "
+            "other processes included; *GPU Peak inside*: the innermost wrapped call whose torch peak is within 1% "
+            "of the cell's.")
 TREE_NOTE = ("Wrapped calls nested as they ran (per cell, median over repeats). A row naming several calls "
              "joined by → is a chain of wrappers whose start, final and peak differ by at most "
              f"{calltree.SAME_MIB:g} MiB at every size. `phase:*` rows are the cell's steps; their peaks are "
              "the main process's.")
-PREDICT_NOTE = ("Run-phase tree peak fitted against size per pipeline: linear and power law, the one with the "
-                "smaller leave-one-out error chosen. *Check*: the largest measured size predicted from the "
-                "smaller ones; its error is the error bar of every prediction. A fit of a few sizes says "
+PREDICT_NOTE = ("Run-phase tree peak and GPU memory used by the tree, fitted against size per pipeline: linear and "
+                "power law, the one with the smaller leave-one-out error chosen. *Check*: the largest measured size "
+                "predicted from the smaller ones. *Band*: the largest of the leave-one-out errors and the check's, "
+                "widening in proportion to the distance beyond the largest measured size. A figure whose measured "
+                "values lie within 5% of each other does not grow with size in the measured range and is not "
+                "extrapolated; nothing is predicted beyond 4x the largest measured size. A fit of a few sizes says "
                 "nothing about a change of regime beyond them.")
 METRIC_NAMES = {"peak": "RAM (tree peak)", "gpu_nvml_peak": "GPU (NVML used)"}
 
@@ -33,28 +42,45 @@ def _loo(d: dict[str, float | None]) -> str:
     return ", ".join(f"{m} {'–' if v is None else f'{v * 100:.1f}%'}" for m, v in d.items())
 
 
+def _check_text(chk: dict[str, Any] | None) -> str:
+    if chk is None:
+        return "needs 3 sizes"
+    return (f"{fmt.size_label(chk['size'])} from {', '.join(fmt.size_label(s) for s in chk['fitted_on'])}: "
+            f"{chk['predicted_mib']:.1f} MiB predicted, {chk['measured_mib']:.1f} measured "
+            f"({_pct(chk['relative_error'])})")
+
+
+def _predicted_text(x: dict[str, Any]) -> str:
+    if x.get("predicted_mib") is None:
+        return f"{fmt.size_label(x['size'])}: {x.get('note') or 'not predicted'}"
+    band = "" if x["low_mib"] is None else f" ({x['low_mib']:.0f}–{x['high_mib']:.0f})"
+    return f"{fmt.size_label(x['size'])}: {x['predicted_mib']:.0f} MiB{band}"
+
+
 def prediction_rows(preds: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    head = ["Indexing Method", "Figure", "Model (chosen)", "Leave-one-out error", "Check", "Predicted"]
+    head = ["Indexing Method", "Figure", "Model (chosen)", "Leave-one-out error", "Check", "Band", "Predicted"]
+    budgets = any("budget" in d for by_metric in preds.values() for d in by_metric.values())
+    head += ["Budget"] if budgets else []
     rows = []
     for p, by_metric in preds.items():
         for metric, d in by_metric.items():
-            chk = d["largest_check"]
-            check = ("needs 3 sizes" if chk is None else
-                     f"{fmt.size_label(chk['size'])} from {', '.join(fmt.size_label(s) for s in chk['fitted_on'])}: "
-                     f"{chk['predicted_mib']:.1f} MiB predicted, {chk['measured_mib']:.1f} measured "
-                     f"({_pct(chk['relative_error'])})")
-            predicted = "; ".join(
-                f"{fmt.size_label(x['size'])}: {x['predicted_mib']:.0f} MiB"
-                + ("" if x["low_mib"] is None else f" ({x['low_mib']:.0f}–{x['high_mib']:.0f})")
-                for x in d["predictions"]) or "–"
-            rows.append([p, METRIC_NAMES.get(metric, metric), f"{d['model']}: {d['formula']}",
-                         _loo(d["loo_mean_relative_error"]), check, predicted])
+            model = f"flat: {d['flat_text']}" if d.get("flat") else f"{d['model']}: {d['formula']}"
+            band = "–" if d.get("error") is None or d.get("flat") else (
+                f"±{d['error'] * 100:.1f}% at {fmt.size_label(max(d['sizes']))}, wider beyond")
+            predicted = "; ".join(_predicted_text(x) for x in d["predictions"]) or "–"
+            row = [p, METRIC_NAMES.get(metric, metric), model, _loo(d["loo_mean_relative_error"]),
+                   _check_text(d["largest_check"]), band, predicted]
+            if budgets:
+                b = d.get("budget")
+                row.append("–" if b is None else f"{b['budget_mib'] / 1024:.2f} GiB: {b['text']}")
+            rows.append(row)
     return head, rows
 
 
 def lead_markdown(ans: dict[str, Any], trees: dict[str, list[calltree.Node]], run: Run,
                   preds: dict[str, dict[str, Any]]) -> str:
-    parts = ["## Summary\n", SUMMARY_NOTE + "\n", answer_mod.markdown(ans)]
+    parts = ["## Summary\n", SUMMARY_NOTE + "\n"] + ([GPU_NOTE + "\n"] if "gpu" in ans.get("resources", []) else [])
+    parts.append(answer_mod.markdown(ans))
     if trees:
         parts += ["## Call trees\n", TREE_NOTE + "\n"]
     for p, roots in trees.items():
@@ -77,15 +103,19 @@ def lead_html(extra: dict[str, Any]) -> str:
     if ans["headline"]:
         out.append(f'<p class="headline">{escape(ans["headline"])}</p>')
     out.append(f'<p class="note">{_md_note(SUMMARY_NOTE)}</p>')
+    if "gpu" in ans.get("resources", []):
+        out.append(f'<p class="note">{_md_note(GPU_NOTE)}</p>')
     if ans["sizes"]:
-        gpu = any(e["gpu_peak"] is not None for s in ans["sizes"] for e in s["pipelines"])
-        head = ["Document Size", "Indexing Method", "Peak (run phase)", "× smallest", "Peak inside"]
-        head += ["GPU Peak (NVML)"] if gpu else []
-        rows = [answer_mod.summary_cells(s["size"], e, gpu) for s in ans["sizes"] for e in s["pipelines"]]
-        out.append(fmt.html_table(head, rows, numeric={2, 3, 5}, cls="summary"))
+        head, rows = answer_mod.summary_rows(ans)
+        numeric = {i for i, h in enumerate(head) if h not in answer_mod.TEXT_COLUMNS}
+        out.append(fmt.html_table(head, rows, numeric=numeric, cls="summary"))
         others = [s["sentence"] for s in ans["sizes"] if s["sentence"] != ans["headline"]]
         if others:
             out.append("<ul>" + "".join(f"<li>{escape(x)}</li>" for x in others) + "</ul>")
+        idle = answer_mod.idle_lines(ans)
+        if idle:
+            out.append('<p class="note">Reserved but unused GPU memory (torch\'s cache after a call returned):</p>')
+            out.append("<ul>" + "".join(f'<li class="bad">{escape(x)}</li>' for x in idle) + "</ul>")
     trees: dict[str, list[calltree.Node]] = extra.get("trees") or {}
     if trees:
         out.append('<h2 id="calltrees">Call trees</h2>')

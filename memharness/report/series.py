@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from memharness.core.records import KIND_GPU_PROC_USED, KIND_GPU_TREE_USED, KIND_GPU_USED, KIND_PROC_RSS, KIND_TREE_RSS
+from memharness.results.gpu import torch_readings
 from memharness.results.phases import tree_rows
 from memharness.results.run import CellFolder, Run
 
@@ -27,15 +28,19 @@ class Series:
 class CellSeries:
     tree: Series | None
     procs: list[Series] = field(default_factory=list)  # only when the tree had several processes
-    gpu: list[Series] = field(default_factory=list)
+    gpu: list[Series] = field(default_factory=list)  # NVML, sampled
     samples: int = 0
+    torch: list[Series] = field(default_factory=list)  # torch allocated / reserved at the main process's calls
 
 
 def cell_series(cell: CellFolder) -> CellSeries:
     """The cell's timeline cut into the lines a chart draws (from the cell's timeline, read once)."""
+    t, alloc, res = torch_readings(cell)
+    torch = [Series("torch allocated (main process)", t, alloc), Series("torch reserved (main process)", t, res)] \
+        if len(t) else []
     rows = cell.timeline
     if len(rows) == 0:
-        return CellSeries(tree=None)
+        return CellSeries(tree=None, torch=torch)
     if np.any(np.diff(rows["t_ns"]) < 0):
         rows = rows[np.argsort(rows["t_ns"], kind="stable")]
     t0 = cell.t0_ns if cell.t0_ns is not None else int(rows["t_ns"][0])
@@ -47,7 +52,7 @@ def cell_series(cell: CellFolder) -> CellSeries:
 
     tree_sel = kinds == KIND_TREE_RSS
     out = CellSeries(tree=make(tree_sel, "process tree") if tree_sel.any() else None,
-                     samples=int(tree_sel.sum()))
+                     samples=int(tree_sel.sum()), torch=torch)
     if out.tree is not None:  # memory shared by a vfork/fork child counted once, as in the tables
         out.tree.v = tree_rows(rows)["value"].astype(np.int64)
     proc_sel = kinds == KIND_PROC_RSS

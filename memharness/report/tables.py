@@ -58,12 +58,15 @@ SPLIT_COLUMNS = [
     _mib("descendants_peak", "Descendants' Peak"),
     _mib("tree_peak_in_call", "Tree Peak during Call"),
 ]
-GPU_COLUMNS = [
+GPU_COLUMNS = [  # each title says what the figure covers (docs/reports.md)
     _mib("gpu_start", "GPU Start (allocated)"),
     _mib("gpu_final", "GPU Final (allocated)"),
     _mib("gpu_peak", "GPU Peak (allocated)"),
     _mib("gpu_peak_reserved", "GPU Peak (reserved)"),
-    _mib("gpu_nvml_peak", "GPU Peak (NVML)"),
+    _mib("gpu_nvml_peak", "GPU Used by Tree, peak (NVML)"),  # the process-tree row: the summary's figure
+    _mib("gpu_nvml_device_peak", "GPU Used on Device, peak (NVML)"),
+    _mib("gpu_nvml_tree", "GPU Used by Process and Children at Exit (NVML)"),  # function rows
+    _mib("gpu_nvml_device", "GPU Used on Device at Exit (NVML)"),
 ]
 DURATION = Column("duration_s", "Duration", "s", 1.0, fmt.seconds)
 CALLS = Column("calls", "Calls", "", 1.0, fmt.count)

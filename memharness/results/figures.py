@@ -97,17 +97,18 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
     g_start = _gpu_value(done[0].gpu_start, "allocated")
     if g_start is not None:
         out["gpu_start"] = g_start
-        final = _gpu_value(done[-1].gpu_end, "allocated")
-        if final is not None:
-            out["gpu_final"] = final
-        for metric, key in (
-            ("gpu_peak", "peak_allocated"),
-            ("gpu_peak_reserved", "peak_reserved"),
-            ("gpu_nvml_peak", "nvml_used"),
-        ):
-            vals = [v for c in done if (v := _gpu_value(c.gpu_end, key)) is not None]
-            if vals:
-                out[metric] = max(vals)
+    final = _gpu_value(done[-1].gpu_end, "allocated")
+    if final is not None:
+        out["gpu_final"] = final
+    for metric, key in (  # peaks need no reading at entry (CUDA may come up inside the call)
+        ("gpu_peak", "peak_allocated"),
+        ("gpu_peak_reserved", "peak_reserved"),
+        ("gpu_nvml_tree", "nvml_tree_used"),  # NVML, the calling process and its descendants, at exit
+        ("gpu_nvml_device", "nvml_used"),  # NVML, the whole device, at exit
+    ):
+        vals = [v for c in done if (v := _gpu_value(c.gpu_end, key)) is not None]
+        if vals:
+            out[metric] = max(vals)
     return out
 
 

@@ -112,9 +112,11 @@ def _gpu_tree_peak(rows: np.ndarray, window: Window) -> int | None:
     return None
 
 
-def tree_figures(rows: np.ndarray, window: Window, wall_seconds: float | None = None) -> dict[str, float]:
+def tree_figures(rows: np.ndarray, window: Window, wall_seconds: float | None = None,
+                 floor: int | None = None) -> dict[str, float]:
     """Process-tree figures over `window` from timeline rows (`read_timeline`): start, final, increment,
-    peak, peak_over_start, duration_s (and gpu_nvml_peak when GPU memory was sampled). Empty when the
+    peak, peak_over_start, duration_s (and gpu_nvml_peak when GPU memory was sampled). `floor`: an exact
+    reading the tree's peak cannot be below (a wrapped call's peak in one of its processes). Empty when the
     window holds no sample and no exact reading."""
     tree = tree_rows(rows)
     t, v = tree["t_ns"], tree["value"].astype(np.int64)
@@ -127,7 +129,7 @@ def tree_figures(rows: np.ndarray, window: Window, wall_seconds: float | None = 
     start = final if start is None else start
     final = start if final is None else final
     peak = max([start, final] + ([int(vv.max())] if len(vv) else [])
-               + ([window.peak_rss] if window.peak_rss is not None else []))
+               + ([window.peak_rss] if window.peak_rss is not None else []) + ([floor] if floor else []))
     if window.start_ns is not None and window.end_ns is not None:
         duration = (window.end_ns - window.start_ns) / 1e9
     elif window.phase == CELL and wall_seconds:
@@ -157,12 +159,33 @@ def cell_tree_figures(cell: CellFolder) -> dict[str, dict[str, float]]:
         """The tree's private / file-backed peaks within the window (version-2 runs)."""
         return peaks.tree_split(cell.memory_timeline, window.start_ns, window.end_ns)
 
-    if figs := tree_figures(rows, run, status.get("wall_seconds")):
-        out[TREE] = {**figs, **split(run)}
+    if figs := tree_figures(rows, run, status.get("wall_seconds"), _calls_peak(calls, run)):
+        out[TREE] = {**figs, **split(run), **_gpu_tree(cell)}
     prep = phase_window(calls, PREPARE)
-    if prep is not None and (figs := tree_figures(rows, prep)):
+    if prep is not None and (figs := tree_figures(rows, prep, floor=_calls_peak(calls, prep))):
         out[TREE_PREPARE] = {**figs, **split(prep)}
     return out
+
+
+def _calls_peak(calls: list[CallRecord], window: Window) -> int | None:
+    """The highest exact peak of any wrapped call (any process) inside `window`: the tree held at least that."""
+    lo = window.start_ns if window.start_ns is not None else -1
+    hi = window.end_ns if window.end_ns is not None else float("inf")
+    vals = [c.peak_rss for c in calls if c.peak_rss is not None and not c.target.startswith("phase:")
+            and lo <= c.t_start_ns <= hi]
+    return max(vals) if vals else None
+
+
+def _gpu_tree(cell: CellFolder) -> dict[str, float]:
+    """The run phase's GPU figures of the tree row: the same as the summary's (`results.gpu`)."""
+    from memharness.results.gpu import cell_gpu
+
+    g = cell_gpu(cell)
+    if g is None:
+        return {}
+    pairs = (("gpu_peak", g.torch_allocated), ("gpu_peak_reserved", g.torch_reserved),
+             ("gpu_nvml_peak", g.nvml_tree), ("gpu_nvml_device_peak", g.nvml_device))
+    return {k: float(v) for k, v in pairs if v is not None}
 
 
 def exact_peak_call(calls: list[CallRecord], tree_peak: float, share: float = 0.95) -> str | None:

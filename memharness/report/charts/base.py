@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from memharness.report.series import CellSeries
+    from memharness.results.gpu import GpuFigures
     from memharness.results.phases import SampledPeak
     from memharness.results.run import Run
 
@@ -36,6 +37,9 @@ class ChartContext:
     peaks: dict[str, SampledPeak | None]  # cell id -> its run phase's sampled peak and the call open then
     target_colors: dict[str, str]
     pipeline_colors: dict[str, str]
+    gpu: dict[str, GpuFigures | None] = field(default_factory=dict)  # cell id -> what it did on the GPU
+    marks: dict[int, dict[str, dict[str, float | None]]] = field(default_factory=dict)  # size -> pipeline -> the
+    # summary's figures to mark: {"host": run-phase tree peak, "gpu": GPU used by the tree} (bytes)
     scaling: dict[str, dict[str, Any]] = field(default_factory=dict)  # report.scaling.scaling_data
     predictions: dict[str, dict[str, Any]] = field(default_factory=dict)  # report.predict.predictions
 

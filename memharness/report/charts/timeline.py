@@ -18,6 +18,7 @@ from memharness.report import fmt, png
 from memharness.report.charts.base import TIMELINES_SECTION, Chart, ChartContext, ChartRenderer
 from memharness.report.downsample import envelope
 from memharness.report.series import CellSeries
+from memharness.results.gpu import GpuFigures, cell_gpu, peak_span
 from memharness.results.phases import SampledPeak, sampled_run_peak
 from memharness.results.run import CellFolder
 from memharness.results.spans import Span, assign_lanes
@@ -53,8 +54,8 @@ def _hex(rgba) -> str:
 
 
 def render_timeline(cell: CellFolder, series: CellSeries, out: Path, colors: dict[str, str] | None = None,
-                    peak: SampledPeak | None = None) -> TimelineInfo:
-    fig, info = timeline_figure(cell, series, colors, out, peak)
+                    peak: SampledPeak | None = None, gpu: GpuFigures | None = None) -> TimelineInfo:
+    fig, info = timeline_figure(cell, series, colors, out, peak, gpu)
     png.save(fig, out, DPI)
     return info
 
@@ -71,7 +72,8 @@ class _Layout:
 
 
 def _layout(series: CellSeries, lanes: int, legend_rows: int) -> _Layout:
-    heights = [4.2] + ([1.7] if series.gpu else []) + ([0.3 * lanes + 0.35] if lanes else [])
+    gpu = bool(series.gpu or series.torch)
+    heights = [4.2] + ([2.2] if gpu else []) + ([0.3 * lanes + 0.35] if lanes else [])
     fig_h = sum(heights) + 1.1 + 0.2 * legend_rows
     fig = Figure(figsize=(WIDTH_IN, fig_h), dpi=DPI)
     bottom = (0.45 + 0.2 * legend_rows) / fig_h
@@ -80,7 +82,7 @@ def _layout(series: CellSeries, lanes: int, legend_rows: int) -> _Layout:
     ax = fig.add_subplot(gs[0])
     axes = [ax]
     ax_gpu = ax_calls = None
-    if series.gpu:
+    if gpu:
         ax_gpu = fig.add_subplot(gs[len(axes)], sharex=ax)
         axes.append(ax_gpu)
     if lanes:
@@ -132,18 +134,39 @@ def _draw_memory(lay: _Layout, cell: CellFolder, series: CellSeries, peak: Sampl
         ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
 
 
-def _draw_gpu(ax_gpu, series: CellSeries) -> None:
+TORCH_STYLES = (("#d62728", "-"), ("#d62728", "--"))  # allocated, reserved
+
+
+def _draw_gpu(ax_gpu, cell: CellFolder, series: CellSeries, gpu: GpuFigures | None) -> None:
+    """NVML's sampled lines, torch's allocated and reserved memory at the main process's call events (steps),
+    and the torch peak marked over the call that holds it."""
     for i, s in enumerate(series.gpu):
         tx, vy = envelope(s.t, s.v, BUCKETS)
-        ax_gpu.plot(tx, vy / fmt.MiB, lw=1, color=PROC_COLORS[(i + 3) % len(PROC_COLORS)], label=s.label)
+        ax_gpu.plot(tx, vy / fmt.MiB, lw=1, color=PROC_COLORS[(i + 3) % len(PROC_COLORS)], label=f"NVML {s.label}")
+    for s, (color, ls) in zip(series.torch, TORCH_STYLES, strict=False):
+        ax_gpu.plot(s.t, s.v / fmt.MiB, lw=1.1, color=color, ls=ls, drawstyle="steps-post", label=s.label)
+    top = max([float(s.v.max()) for s in series.gpu + series.torch if len(s.v)] + [0.0])
+    if gpu is not None and gpu.torch_allocated is not None:
+        span = peak_span(cell, gpu.call)
+        peak = gpu.torch_allocated / fmt.MiB
+        top = max(top, float(gpu.torch_allocated))
+        if span is not None:
+            ax_gpu.plot(span, [peak, peak], color="#d62728", lw=3, solid_capstyle="butt", zorder=5)
+            where = f" in {fmt.short_target(gpu.call)}" if gpu.call else ""
+            right = span[0] > 0.5 * ax_gpu.get_xlim()[1]
+            ax_gpu.annotate(f"GPU peak {peak:,.1f} MiB (torch allocated){where}", xy=(span[0], peak),
+                            xytext=(-6 if right else 6, 5), textcoords="offset points", fontsize=8, color="#b0171f",
+                            ha="right" if right else "left",
+                            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "#d62728", "alpha": 0.9}, zorder=6)
     ax_gpu.set_ylabel("GPU (MiB)")
-    ax_gpu.set_ylim(bottom=0)
+    ax_gpu.set_ylim(0, top / fmt.MiB * 1.3 if top > 0 else 1)
     ax_gpu.grid(alpha=0.3)
-    ax_gpu.legend(loc="upper left", fontsize=8, framealpha=0.85)
+    ax_gpu.legend(loc="upper left", fontsize=7.5, framealpha=0.85)
 
 
 def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str] | None = None,
-                    out: Path | None = None, peak: SampledPeak | None = None) -> tuple[Figure, TimelineInfo]:
+                    out: Path | None = None, peak: SampledPeak | None = None,
+                    gpu: GpuFigures | None = None) -> tuple[Figure, TimelineInfo]:
     """The chart as a matplotlib Figure (not saved), and what it shows; `out` only goes into the info.
     `peak`: the run phase's sampled peak to mark (`results.phases.sampled_run_peak`); computed when None."""
     if peak is None and series.tree is not None and len(series.tree.v):
@@ -167,8 +190,6 @@ def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str]
                      f" ({status})", fontsize=11, x=0.07, ha="left")
     _draw_phases(lay.ax, [c for c in cell.calls if c.target.startswith("phase:")], t0, end_ns)
     _draw_memory(lay, cell, series, peak, x_end)
-    if lay.ax_gpu is not None:
-        _draw_gpu(lay.ax_gpu, series)
     if lay.ax_calls is not None:
         _draw_spans(lay.fig, lay.ax_calls, spans, lanes, colors, x_end)
         if legend_targets:
@@ -179,6 +200,8 @@ def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str]
         a.tick_params(labelbottom=False)
     lay.axes[-1].set_xlabel("seconds from cell start")
     lay.ax.set_xlim(0, x_end * 1.01)
+    if lay.ax_gpu is not None:  # after the x range is known: the peak's label goes left of it near the right edge
+        _draw_gpu(lay.ax_gpu, cell, series, gpu if gpu is not None else cell_gpu(cell))
     shown = peak if series.tree is not None and len(series.tree.v) else None
     return lay.fig, TimelineInfo(out or Path(), None if shown is None else shown.bytes / fmt.MiB,
                                  None if shown is None else shown.t_s, None if shown is None else shown.call,
@@ -267,7 +290,7 @@ class TimelineCharts(ChartRenderer):
             if s.tree is None and not cell.calls:
                 continue
             info = render_timeline(cell, s, ctx.out / names.timeline_chart(cell.id), ctx.target_colors,
-                                   ctx.peaks.get(cell.id))
+                                   ctx.peaks.get(cell.id), ctx.gpu.get(cell.id))
             facts = {"png": info.path.name, "peak_mib": info.peak_mib, "peak_s": info.peak_s,
                      "peak_call": info.peak_call, "samples": info.samples, "calls": info.calls}
             cap = f"{info.samples:,} tree samples, {info.calls:,} wrapped calls."
