@@ -226,7 +226,7 @@ def test_gpu_columns_appear_only_when_recorded(tmp_path):
     t = _table_json(run_dir, "m.gpu_fn")["rows"][0]["text"]
     assert t["GPU Start (allocated)"] == "100.0 MiB" and t["GPU Final (allocated)"] == "300.0 MiB"
     assert t["GPU Peak (allocated)"] == "900.0 MiB" and t["GPU Peak (reserved)"] == "1024.0 MiB"
-    assert t["GPU Peak (NVML)"] == "1500.0 MiB"
+    assert t["GPU Used on Device at Exit (NVML)"] == "1500.0 MiB"  # what it covers, in its name
     assert not any(c.startswith("GPU") for c in _table_json(run_dir, "m.cpu_fn")["columns"])
     assert _png_size(run_dir / "report" / "timeline-g__1000__r0.png")[1] > 700  # the GPU panel adds height
 
