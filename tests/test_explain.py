@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli import cli_env
 
 from memharness.core.records import CallRecord, read_calls
 from memharness.explain.gpu import sites_at_gpu_peak
@@ -30,8 +31,8 @@ def marker_line(marker: str) -> int:
 
 
 def memharness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
-    return subprocess.run([sys.executable, "-m", "memharness", *args], cwd=cwd, env=env, text=True,
+    # the tests folder and this checkout on PYTHONPATH: an installed memharness must not answer instead
+    return subprocess.run([sys.executable, "-m", "memharness", *args], cwd=cwd, env=cli_env(), text=True,
                           capture_output=True, timeout=600)
 
 
