@@ -1,4 +1,5 @@
-"""`memharness explain`: calibrated host sites in the cell process and in a spawned worker, the scenario's
+"""`memharness explain`: calibrated host sites in the cell process and in a spawned worker (the workload's own
+line for a 1 GiB `np.ones`), retained at exit, the scenario's
 `explain:` field, the GPU replay on a recorded-format snapshot, the default call, the missing-extra message."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ TESTS = Path(__file__).resolve().parent
 MiB = 1 << 20
 WORKLOADS = TESTS / "explain_workloads.py"
 TARGET = "explain_workloads.allocate"
+KEEP_TARGET = "explain_workloads.keep_and_free"
 
 
 def marker_line(marker: str) -> int:
@@ -43,10 +45,11 @@ def write_scenario(tmp_path: Path, extra: str = "") -> Path:
         sizes: [20]
         output: {tmp_path / "results"}
         sample_interval: 20ms
-        targets: [{TARGET}]
+        targets: [{TARGET}, {KEEP_TARGET}]
         pipelines:
           - {{name: inproc, kind: callable, options: {{function: "explain_workloads:pipeline_in_process"}}}}
           - {{name: spawned, kind: callable, options: {{function: "explain_workloads:pipeline_in_spawned_worker"}}}}
+          - {{name: keeps, kind: callable, options: {{function: "explain_workloads:pipeline_keeps"}}}}
         """) + extra
     path = tmp_path / "explaincal.yaml"
     path.write_text(text)
@@ -60,10 +63,17 @@ def check_calibrated(result: dict) -> None:
     numpy_site = ("explain_workloads.py", marker_line("SITE_NUMPY"))
     bytes_site = ("explain_workloads.py", marker_line("SITE_BYTES"))
     assert set(top) == {numpy_site, bytes_site}, sites[:3]
-    assert top[numpy_site] == pytest.approx(400 * MiB, rel=0.03)
+    assert top[numpy_site] == pytest.approx(1024 * MiB, rel=0.03)
     assert top[bytes_site] == pytest.approx(100 * MiB, rel=0.05)
-    assert sites[0]["function"] == "allocate" and sites[0]["stack"][0].startswith("allocate ")
+    # the workload's own line names the site; numpy's frame stays in the stack, innermost
+    first = sites[0]
+    assert first["function"] == "allocate" and first["stack"][0].startswith("ones ") and "numpy/" in first["stack"][0]
+    site_frame = first["stack"][first["site_frame"]]
+    assert site_frame.startswith("allocate ")
+    assert site_frame.endswith(f"explain_workloads.py:{marker_line('SITE_NUMPY')}")
     assert result["host_agreement"]["status"] == "agree", result["host_agreement"]
+    print(f"calibrated: {Path(first['file']).name}:{first['line']} {first['bytes'] / MiB:.1f} MiB "
+          f"(pid {head['pid']}); agreement ratio {result['host_agreement']['ratio']:.3f}")
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +83,13 @@ def calibrated_run(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = (tmp / "results" / "explaincal").iterdir()
     return run
+
+
+@pytest.fixture(scope="module")
+def keeps_explained(calibrated_run) -> subprocess.CompletedProcess:
+    """`keeps` explained with --retained."""
+    return memharness("explain", str(calibrated_run), "keeps__20__r0", "--target", KEEP_TARGET, "--retained",
+                      "--top", "5", cwd=calibrated_run.parent)
 
 
 @pytest.mark.parametrize("cell_id", ["inproc__20__r0", "spawned__20__r0"])
@@ -97,9 +114,34 @@ def test_explain_names_the_two_calibrated_lines(calibrated_run, cell_id):
     assert f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in proc.stdout
 
 
+def _site_mib(sites: list[dict], marker: str) -> float | None:
+    found = [s["bytes"] for s in sites if Path(s["file"]).name == WORKLOADS.name and s["line"] == marker_line(marker)]
+    return found[0] / MiB if found else None
+
+
+def test_retained_shows_only_what_the_call_keeps(calibrated_run, keeps_explained):
+    """keep_and_free keeps 200 MiB in a module global and frees 300 MiB: at its exit only the 200 MiB line
+    is alive (±3%), every other site together under 2 MiB; the harness's increment of the call agrees."""
+    assert keeps_explained.returncode == 0, keeps_explained.stdout + keeps_explained.stderr
+    result = json.loads((calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.json").read_text())
+    head = next(c for c in result["calls"] if c["name"] == result["headline"])
+    retained = head["host"]["retained"]["sites"]
+    assert _site_mib(retained, "SITE_KEEP") == pytest.approx(200, rel=0.03), retained[:3]
+    assert (_site_mib(retained, "SITE_FREED") or 0) < 0.01  # 16 bytes of numpy's seen here: not the 300 MiB
+    assert head["host"]["retained"]["total"] - retained[0]["bytes"] < 2 * MiB, retained[:3]
+    assert _site_mib(head["host"]["sites"], "SITE_FREED") == pytest.approx(300, rel=0.03)  # at the peak: both
+    ag = result["host_retained_agreement"]
+    assert ag["status"] == "agree", ag
+    md = (calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.md").read_text()
+    assert "retained at the call's exit" in md and f"explain_workloads.py:{marker_line('SITE_KEEP')}" in md
+    print(f"retained: {_site_mib(retained, 'SITE_KEEP'):.1f} MiB at explain_workloads.py:{marker_line('SITE_KEEP')}, "
+          f"total {head['host']['retained']['total'] / MiB:.1f} MiB, harness increment {ag['reference'] / MiB:.1f} MiB")
+
+
 def test_scenario_explain_field_explains_chosen_cells_during_the_run(tmp_path):
     extra = f"explain:\n  - {{target: {TARGET}, pipelines: [spawned], top: 4}}\n"
-    proc = memharness("run", str(write_scenario(tmp_path, extra)), "--no-report", cwd=tmp_path)
+    proc = memharness("run", str(write_scenario(tmp_path, extra)), "--no-report", "--pipelines", "inproc,spawned",
+                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = (tmp_path / "results" / "explaincal").iterdir()
     assert not (run / "cells" / "inproc__20__r0" / "explain").exists()
@@ -186,6 +228,10 @@ def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path)
     sites, info = sites_at_peak(tmp_path / "host" / f"{state['name']}.bin")
     assert [s.line for s in sites[:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
     assert sites[0].bytes == pytest.approx(40 * MiB, rel=0.03)
+    assert sites[0].stack[sites[0].site_frame].startswith("allocate ") and sites[0].site_frame > 0
+    every, _ = sites_at_peak(tmp_path / "host" / f"{state['name']}.bin", frames="all")  # --frames all
+    assert every[0].function == "ones" and "numpy/" in every[0].file and every[0].site_frame == 0
+    assert every[0].stack == sites[0].stack
     assert ex.on_enter("some.other.call") is None
 
 
@@ -193,7 +239,8 @@ def test_scenario_explain_names_an_unknown_pipeline_with_its_line(tmp_path):
     path = write_scenario(tmp_path, f"explain:\n  - {{target: {TARGET}, pipelines: [inprocc]}}\n")
     proc = memharness("validate", str(path), cwd=tmp_path)
     assert proc.returncode == 2
-    assert "explaincal.yaml:11: explain[0].pipelines[0]: no pipeline named 'inprocc'; did you mean 'inproc'?" in (
+    line = len(path.read_text().splitlines())  # the explain entry is the scenario's last line
+    assert f"explaincal.yaml:{line}: explain[0].pipelines[0]: no pipeline named 'inprocc'; did you mean 'inproc'?" in (
         proc.stdout + proc.stderr)
 
 

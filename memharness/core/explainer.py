@@ -28,6 +28,22 @@ from typing import Any
 
 ENV = "MEMHARNESS_EXPLAIN"
 MAX_CALLS_DEFAULT = 4  # explained invocations per process; later ones run untouched
+SKIP_PACKAGES = ("numpy", "torch")  # their frames do not name a site (memharness/explain/frames.py)
+
+
+def frame_roots() -> dict[str, list[str]]:
+    """Where this process's numpy and torch live and its standard library, for explain's frame rule: the
+    analysis runs elsewhere (another interpreter, packages on PYTHONPATH outside site-packages)."""
+    import sysconfig
+
+    skip: set[str] = set()
+    for name in SKIP_PACKAGES:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            skip.update(os.path.dirname(p) + "/" for p in (path, os.path.realpath(path)))
+    paths = sysconfig.get_paths()
+    stdlib = {paths[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib") if paths.get(k)}
+    return {"skip": sorted(skip), "stdlib": sorted(stdlib)}
 
 
 def load_config() -> dict[str, Any] | None:
@@ -132,6 +148,10 @@ class Explainer:
                                "max_allocated": torch.cuda.max_memory_allocated()}
             except Exception as exc:  # noqa: BLE001
                 state["errors"].append(f"gpu snapshot: {type(exc).__name__}: {exc}")
+        try:
+            meta["frame_roots"] = frame_roots()
+        except Exception as exc:  # noqa: BLE001
+            state["errors"].append(f"frame roots: {type(exc).__name__}: {exc}")
         meta["errors"] = state["errors"]
         path = self.out_dir / "calls" / f"{state['name']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,8 @@ class ExplainRequest:
     gpu: bool = False
     native: bool = False
     top: int = 10
+    retained: bool = False  # analysis only: the capture of the call already holds what is alive at exit
+    frames: str = "user"  # analysis only: frames.USER or frames.ALL
 
 
 def find_cell(run_dir: Path, cell_id: str) -> Path:
