@@ -1,5 +1,5 @@
 """`memharness explain`: calibrated host sites in the cell process and in a spawned worker (the workload's own
-line for a 1 GiB `np.ones`), retained at exit, the scenario's
+line for a 1 GiB `np.ones`), retained at exit, alive at entry and two cells side by side, the scenario's
 `explain:` field, the GPU replay on a recorded-format snapshot, the default call, the missing-extra message."""
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ def write_scenario(tmp_path: Path, extra: str = "") -> Path:
           - {{name: inproc, kind: callable, options: {{function: "explain_workloads:pipeline_in_process"}}}}
           - {{name: spawned, kind: callable, options: {{function: "explain_workloads:pipeline_in_spawned_worker"}}}}
           - {{name: keeps, kind: callable, options: {{function: "explain_workloads:pipeline_keeps"}}}}
+          - {{name: keepsmall, kind: callable,
+             options: {{function: "explain_workloads:pipeline_keeps", entry_mib: 64}}}}
         """) + extra
     path = tmp_path / "explaincal.yaml"
     path.write_text(text)
@@ -87,9 +89,9 @@ def calibrated_run(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def keeps_explained(calibrated_run) -> subprocess.CompletedProcess:
-    """`keeps` explained with --retained."""
+    """`keeps` explained with --retained and --at-entry, side by side with `keepsmall` (64 MiB at entry)."""
     return memharness("explain", str(calibrated_run), "keeps__20__r0", "--target", KEEP_TARGET, "--retained",
-                      "--top", "5", cwd=calibrated_run.parent)
+                      "--at-entry", "--against", "keepsmall__20__r0", "--top", "5", cwd=calibrated_run.parent)
 
 
 @pytest.mark.parametrize("cell_id", ["inproc__20__r0", "spawned__20__r0"])
@@ -136,6 +138,38 @@ def test_retained_shows_only_what_the_call_keeps(calibrated_run, keeps_explained
     assert "retained at the call's exit" in md and f"explain_workloads.py:{marker_line('SITE_KEEP')}" in md
     print(f"retained: {_site_mib(retained, 'SITE_KEEP'):.1f} MiB at explain_workloads.py:{marker_line('SITE_KEEP')}, "
           f"total {head['host']['retained']['total'] / MiB:.1f} MiB, harness increment {ag['reference'] / MiB:.1f} MiB")
+
+
+def test_at_entry_shows_the_buffer_allocated_before_the_call(calibrated_run, keeps_explained):
+    """pipeline_keeps allocates 256 MiB before it calls keep_and_free: the largest site alive at entry (±3%)."""
+    assert keeps_explained.returncode == 0, keeps_explained.stdout + keeps_explained.stderr
+    result = json.loads((calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.json").read_text())
+    entry = next(c for c in result["calls"] if c["name"] == result["at_entry_call"])["at_entry"]
+    assert Path(entry["sites"][0]["file"]).name == WORKLOADS.name
+    assert entry["sites"][0]["line"] == marker_line("SITE_ENTRY"), entry["sites"][:3]
+    assert entry["sites"][0]["bytes"] == pytest.approx(256 * MiB, rel=0.03)
+    assert _site_mib(entry["sites"], "SITE_KEEP") is None  # allocated inside the call: not alive at entry
+    md = (calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.md").read_text()
+    assert "Alive at the call's entry" in md and "Not seen:" in md
+    print(f"at entry: {entry['sites'][0]['bytes'] / MiB:.1f} MiB at explain_workloads.py:{marker_line('SITE_ENTRY')}, "
+          f"total {entry['total'] / MiB:.1f} MiB; {result.get('at_entry_agreement')}")
+
+
+def test_two_cells_at_entry_side_by_side(calibrated_run, keeps_explained):
+    """keeps (256 MiB at entry) against keepsmall (64 MiB): the first row is the buffer's line, B - A -192 MiB."""
+    assert keeps_explained.returncode == 0, keeps_explained.stdout + keeps_explained.stderr
+    cmp = json.loads((calibrated_run / "cells" / "keeps__20__r0" / "explain" / "against-keepsmall__20__r0.json")
+                     .read_text())
+    views = {v["view"]: v for v in cmp["views"]}
+    assert set(views) == {"at_entry", "retained", "peak"}
+    row = views["at_entry"]["rows"][0]
+    assert (Path(row["file"]).name, row["line"]) == (WORKLOADS.name, marker_line("SITE_ENTRY")), views["at_entry"]
+    assert row["a"] == pytest.approx(256 * MiB, rel=0.03) and row["b"] == pytest.approx(64 * MiB, rel=0.03)
+    assert row["diff"] == pytest.approx(-192 * MiB, rel=0.03)
+    assert abs(views["retained"]["rows"][0]["diff"]) < 2 * MiB  # the same call keeps the same
+    assert "keeps__20__r0 (A) vs keepsmall__20__r0 (B)" in keeps_explained.stdout
+    assert (calibrated_run / "cells" / "keepsmall__20__r0" / "explain" / "explain.json").exists()
+    print(f"side by side: A {row['a'] / MiB:.1f} MiB, B {row['b'] / MiB:.1f} MiB, B - A {row['diff'] / MiB:.1f} MiB")
 
 
 def test_scenario_explain_field_explains_chosen_cells_during_the_run(tmp_path):

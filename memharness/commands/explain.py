@@ -38,6 +38,14 @@ def _target(run_dir: Path, cell_id: str, cell_dir: Path, host: bool, gpu: bool) 
     return name
 
 
+def _against_cell(run_dir: Path, spec: str) -> tuple[Path, str]:
+    """`CELL` of the same run, or `RUN:CELL` of another run."""
+    run, sep, cell = spec.rpartition(":")
+    if sep and run and Path(run).is_dir():
+        return Path(run), cell
+    return run_dir, spec
+
+
 def _explain_one(run_dir: Path, cell_id: str, req: Any, say: bool = True) -> tuple[Path, dict[str, Any]]:
     from memharness.explain import result as result_mod
     from memharness.explain.rerun import find_cell, rerun
@@ -72,6 +80,11 @@ def explain(
                                            "torch and the standard library; all: of any file.")] = Frames.user,
     retained: Annotated[bool, typer.Option("--retained", help="Also the allocations made during the call and "
                                            "still alive at its exit (host and GPU).")] = False,
+    at_entry: Annotated[bool, typer.Option("--at-entry", help="Also what is alive when the call starts, "
+                                           "tracked from the cell's start (host).")] = False,
+    against: Annotated[str | None, typer.Option("--against", help="Explain CELL_B (of this run) or RUN:CELL_B "
+                                                "the same way and print both cells' host sites side by "
+                                                "side.")] = None,
 ) -> None:
     """Run one cell again (same spec, corpus slice and interpreter) with memray and/or torch's allocator
     history on only while TARGET runs, in whichever process runs it; write the top allocation sites at
@@ -81,10 +94,22 @@ def explain(
     problem = missing_extra(gpu)
     if problem:
         raise MemharnessError(problem)
+    from memharness.explain import against as against_mod
     from memharness.explain.rerun import ExplainRequest, find_cell
 
     cell_dir = find_cell(run_dir, cell_id)
+    other = _against_cell(run_dir, against) if against else None
+    if other is not None:
+        find_cell(*other)  # a wrong name fails before the first second run
     name = target or _target(run_dir, cell_id, cell_dir, host, gpu)
     req = ExplainRequest(target=name, host=host or not gpu, gpu=gpu, native=native, top=top, retained=retained,
-                         frames=frames.value)
-    _explain_one(run_dir, cell_id, req)
+                         at_entry=at_entry, frames=frames.value)
+    _, res = _explain_one(run_dir, cell_id, req)
+    if other is None:
+        return
+    cell_b, res_b = _explain_one(*other, req, say=False)
+    label_b = other[1] if Path(other[0]).resolve() == Path(run_dir).resolve() else f"{other[0]}:{other[1]}"
+    cmp = against_mod.compare((cell_id, cell_dir / "explain", res), (label_b, cell_b / "explain", res_b), top)
+    md = against_mod.write(cell_dir / "explain", other[1], cmp)
+    typer.echo(md.read_text(encoding="utf-8"))
+    typer.echo(f"written: {md} and {md.with_suffix('.json')}")
