@@ -1,9 +1,9 @@
 """The harness's own figures for the explained call, from a run's call records: what explain's totals are
 checked against.
 
-- host peak: the exact peak over start (`peak_rss - rss_start`); host retained: the increment
-  (`rss_end - rss_start`), what the call left resident; both of the target's call with the largest peak
-  over start;
+- host peak: the exact peak over start (`peak_rss - rss_start`); host retained: the anonymous increment
+  (`anon_end - anon_start`, RssAnon: heap, not the libraries the call mapped), and the increment
+  (`rss_end - rss_start`); all of the target's call with the largest peak over start;
 - GPU peak: the per-call probe's `peak_allocated` at exit minus `allocated` at entry, summed over devices,
   largest over the target's calls; GPU retained: `allocated` at exit minus at entry, of that same call. The
   probe folds torch's peak counter into every open call before it resets it (core/gpuprobe.py), so this is
@@ -41,6 +41,8 @@ def harness_call(cell_dir: Path, target: str) -> dict[str, Any] | None:
     c = max(host, key=lambda c: (c.peak_over_start or 0, c.call_id))
     out: dict[str, Any] = {"call_id": c.call_id, "pid": c.pid, "peak_over_start": c.peak_over_start,
                            "increment": c.increment, "rss_start": c.rss_start, "peak_rss": c.peak_rss,
+                           "anon_increment": (None if c.anon_end is None or c.anon_start is None
+                                              else c.anon_end - c.anon_start),
                            "seconds": c.duration_s, "calls": len(calls)}
     gpu = [(g, c) for c in calls if (g := gpu_over_entry(c)) is not None]
     if gpu:

@@ -96,10 +96,15 @@ def _host(result: dict[str, Any], h: dict[str, Any]) -> list[str]:
               + (f"[{result['host_flamegraph']}]({result['host_flamegraph']})" if result.get("host_flamegraph")
                  else f"not written ({result.get('host_flamegraph_error', '?')})"), ""]
     if "retained" in h:
-        r = h["retained"]
+        r, rag = h["retained"], result["host_retained_agreement"]
         lines += ["## Host: retained at the call's exit (allocated during the call, alive when it returned)", "",
-                  agreement_line("Host retained", r["total"], result["host_retained_agreement"],
-                                 ref.get("increment"), "harness's increment (rss_end - rss_start)", "at exit"), ""]
+                  agreement_line("Host retained", r["total"], rag, rag.get("reference"),
+                                 rag.get("reference_name", "?"), "at exit")]
+        measured = result.get("harness") or {}
+        if measured.get("increment") is not None:
+            lines.append(f"The call's increment (rss_end - rss_start) in the measured run: "
+                         f"{mib(measured['increment'])}.")
+        lines.append("")
         lines += site_rows(r["sites"], "bytes at exit") + ["", in_all(r["n_sites"]), ""]
     return lines
 

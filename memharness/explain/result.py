@@ -6,9 +6,11 @@ the harness's own figure for the same window (explain/harness.py), from the meas
 
 - host at the call's peak vs the exact peak over start; GPU at the call's peak vs the per-call GPU peak over
   entry: agree within AGREEMENT (10%);
-- retained at exit (host) vs the call's increment (rss_end - rss_start); GPU retained vs torch allocated at
-  exit minus at entry; alive at entry vs the rise of anonymous RSS over the at-entry window: agree within
-  10% or ABS_FLOOR (16 MiB), these figures being often near zero.
+- retained at exit (host) vs the rise of anonymous RSS over the call in the *explained* run, the same
+  process and window as the capture (the measured run's increment varies run to run with what the
+  allocator keeps, and counts the libraries the call mapped); GPU retained vs torch allocated at exit minus
+  at entry; alive at entry vs the rise of anonymous RSS over the at-entry window: agree within 10% or
+  ABS_FLOOR (16 MiB), these figures being often near zero.
 """
 
 from __future__ import annotations
@@ -89,6 +91,17 @@ def _drop_unused_entry_captures(capture: Path, calls: list[dict[str, Any]]) -> N
             path.unlink(missing_ok=True)
 
 
+def _retained_reference(measured: dict[str, Any] | None,
+                        explained: dict[str, Any] | None) -> tuple[int | None, str]:
+    if explained and explained.get("anon_increment") is not None:
+        where = "this run" if explained is measured else "the explained run"
+        return explained["anon_increment"], f"harness's anonymous RSS increment ({where})"
+    for run, where in ((explained, "the explained run"), (measured, "the measured run")):
+        if run and run.get("increment") is not None:
+            return run["increment"], f"harness's increment, rss_end - rss_start ({where})"
+    return None, "harness's increment"
+
+
 def _gpu_reference(measured: dict[str, Any] | None, explained: dict[str, Any] | None,
                    head_gpu: dict[str, Any]) -> tuple[int | None, str]:
     for run, where in ((measured, "the measured run"), (explained, "the explained run")):
@@ -125,8 +138,9 @@ def collect(cell_dir: Path, target: str, top: int, measured_dir: Path, explained
     if "host" in head:
         result["host_agreement"] = agreement(head["host"]["total_at_peak"], (harness or {}).get("peak_over_start"))
         if "retained" in head["host"]:
-            result["host_retained_agreement"] = agreement(head["host"]["retained"]["total"],
-                                                          (harness or {}).get("increment"), ABS_FLOOR)
+            reference, name = _retained_reference(measured, explained)
+            result["host_retained_agreement"] = {**agreement(head["host"]["retained"]["total"], reference,
+                                                             ABS_FLOOR), "reference_name": name}
         err = write_flamegraph(capture / "host" / f"{head['name']}.bin", out / "host-flamegraph.html")
         result["host_flamegraph"] = None if err else "host-flamegraph.html"
         if err:
