@@ -1,4 +1,5 @@
-"""`memharness explain`: calibrated host sites in the cell process and in a spawned worker, the scenario's
+"""`memharness explain`: calibrated host sites in the cell process and in a spawned worker (the workload's own
+line for a 1 GiB `np.ones`), retained at exit, alive at entry and two cells side by side, the scenario's
 `explain:` field, the GPU replay on a recorded-format snapshot, the default call, the missing-extra message."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli import cli_env
 
 from memharness.core.records import CallRecord, read_calls
 from memharness.explain.gpu import sites_at_gpu_peak
@@ -20,6 +22,7 @@ TESTS = Path(__file__).resolve().parent
 MiB = 1 << 20
 WORKLOADS = TESTS / "explain_workloads.py"
 TARGET = "explain_workloads.allocate"
+KEEP_TARGET = "explain_workloads.keep_and_free"
 
 
 def marker_line(marker: str) -> int:
@@ -30,8 +33,8 @@ def marker_line(marker: str) -> int:
 
 
 def memharness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
-    return subprocess.run([sys.executable, "-m", "memharness", *args], cwd=cwd, env=env, text=True,
+    # the tests folder and this checkout on PYTHONPATH: an installed memharness must not answer instead
+    return subprocess.run([sys.executable, "-m", "memharness", *args], cwd=cwd, env=cli_env(), text=True,
                           capture_output=True, timeout=600)
 
 
@@ -42,10 +45,13 @@ def write_scenario(tmp_path: Path, extra: str = "") -> Path:
         sizes: [20]
         output: {tmp_path / "results"}
         sample_interval: 20ms
-        targets: [{TARGET}]
+        targets: [{TARGET}, {KEEP_TARGET}]
         pipelines:
           - {{name: inproc, kind: callable, options: {{function: "explain_workloads:pipeline_in_process"}}}}
           - {{name: spawned, kind: callable, options: {{function: "explain_workloads:pipeline_in_spawned_worker"}}}}
+          - {{name: keeps, kind: callable, options: {{function: "explain_workloads:pipeline_keeps"}}}}
+          - {{name: keepsmall, kind: callable,
+             options: {{function: "explain_workloads:pipeline_keeps", entry_mib: 64}}}}
         """) + extra
     path = tmp_path / "explaincal.yaml"
     path.write_text(text)
@@ -59,10 +65,17 @@ def check_calibrated(result: dict) -> None:
     numpy_site = ("explain_workloads.py", marker_line("SITE_NUMPY"))
     bytes_site = ("explain_workloads.py", marker_line("SITE_BYTES"))
     assert set(top) == {numpy_site, bytes_site}, sites[:3]
-    assert top[numpy_site] == pytest.approx(400 * MiB, rel=0.03)
+    assert top[numpy_site] == pytest.approx(1024 * MiB, rel=0.03)
     assert top[bytes_site] == pytest.approx(100 * MiB, rel=0.05)
-    assert sites[0]["function"] == "allocate" and sites[0]["stack"][0].startswith("allocate ")
+    # the workload's own line names the site; numpy's frame stays in the stack, innermost
+    first = sites[0]
+    assert first["function"] == "allocate" and first["stack"][0].startswith("ones ") and "numpy/" in first["stack"][0]
+    site_frame = first["stack"][first["site_frame"]]
+    assert site_frame.startswith("allocate ")
+    assert site_frame.endswith(f"explain_workloads.py:{marker_line('SITE_NUMPY')}")
     assert result["host_agreement"]["status"] == "agree", result["host_agreement"]
+    print(f"calibrated: {Path(first['file']).name}:{first['line']} {first['bytes'] / MiB:.1f} MiB "
+          f"(pid {head['pid']}); agreement ratio {result['host_agreement']['ratio']:.3f}")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +85,13 @@ def calibrated_run(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = (tmp / "results" / "explaincal").iterdir()
     return run
+
+
+@pytest.fixture(scope="module")
+def keeps_explained(calibrated_run) -> subprocess.CompletedProcess:
+    """`keeps` explained with --retained and --at-entry, side by side with `keepsmall` (64 MiB at entry)."""
+    return memharness("explain", str(calibrated_run), "keeps__20__r0", "--target", KEEP_TARGET, "--retained",
+                      "--at-entry", "--against", "keepsmall__20__r0", "--top", "5", cwd=calibrated_run.parent)
 
 
 @pytest.mark.parametrize("cell_id", ["inproc__20__r0", "spawned__20__r0"])
@@ -96,9 +116,69 @@ def test_explain_names_the_two_calibrated_lines(calibrated_run, cell_id):
     assert f"explain_workloads.py:{marker_line('SITE_NUMPY')}" in proc.stdout
 
 
+def _site_mib(sites: list[dict], marker: str) -> float | None:
+    found = [s["bytes"] for s in sites if Path(s["file"]).name == WORKLOADS.name and s["line"] == marker_line(marker)]
+    return found[0] / MiB if found else None
+
+
+def test_retained_shows_only_what_the_call_keeps(calibrated_run, keeps_explained):
+    """keep_and_free keeps 200 MiB in a module global and frees 300 MiB: at its exit only the 200 MiB line
+    is alive (±3%), every other site together under 2 MiB; the harness's anonymous RSS increment of the
+    call (explained run) agrees, and so does the measured run's increment (±10%)."""
+    assert keeps_explained.returncode == 0, keeps_explained.stdout + keeps_explained.stderr
+    result = json.loads((calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.json").read_text())
+    head = next(c for c in result["calls"] if c["name"] == result["headline"])
+    retained = head["host"]["retained"]["sites"]
+    assert _site_mib(retained, "SITE_KEEP") == pytest.approx(200, rel=0.03), retained[:3]
+    assert (_site_mib(retained, "SITE_FREED") or 0) < 0.01  # 16 bytes of numpy's seen here: not the 300 MiB
+    assert head["host"]["retained"]["total"] - retained[0]["bytes"] < 2 * MiB, retained[:3]
+    assert _site_mib(head["host"]["sites"], "SITE_FREED") == pytest.approx(300, rel=0.03)  # at the peak: both
+    ag = result["host_retained_agreement"]
+    assert ag["status"] == "agree" and "anonymous RSS increment" in ag["reference_name"], ag
+    assert result["harness"]["increment"] == pytest.approx(200 * MiB, rel=0.10)
+    md = (calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.md").read_text()
+    assert "retained at the call's exit" in md and f"explain_workloads.py:{marker_line('SITE_KEEP')}" in md
+    print(f"retained: {_site_mib(retained, 'SITE_KEEP'):.1f} MiB at explain_workloads.py:{marker_line('SITE_KEEP')}, "
+          f"total {head['host']['retained']['total'] / MiB:.1f} MiB, harness anon increment (explained run) "
+          f"{ag['reference'] / MiB:.1f} MiB, increment (measured run) {result['harness']['increment'] / MiB:.1f} MiB")
+
+
+def test_at_entry_shows_the_buffer_allocated_before_the_call(calibrated_run, keeps_explained):
+    """pipeline_keeps allocates 256 MiB before it calls keep_and_free: the largest site alive at entry (±3%)."""
+    assert keeps_explained.returncode == 0, keeps_explained.stdout + keeps_explained.stderr
+    result = json.loads((calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.json").read_text())
+    entry = next(c for c in result["calls"] if c["name"] == result["at_entry_call"])["at_entry"]
+    assert Path(entry["sites"][0]["file"]).name == WORKLOADS.name
+    assert entry["sites"][0]["line"] == marker_line("SITE_ENTRY"), entry["sites"][:3]
+    assert entry["sites"][0]["bytes"] == pytest.approx(256 * MiB, rel=0.03)
+    assert _site_mib(entry["sites"], "SITE_KEEP") is None  # allocated inside the call: not alive at entry
+    md = (calibrated_run / "cells" / "keeps__20__r0" / "explain" / "explain.md").read_text()
+    assert "Alive at the call's entry" in md and "Not seen:" in md
+    print(f"at entry: {entry['sites'][0]['bytes'] / MiB:.1f} MiB at explain_workloads.py:{marker_line('SITE_ENTRY')}, "
+          f"total {entry['total'] / MiB:.1f} MiB; {result.get('at_entry_agreement')}")
+
+
+def test_two_cells_at_entry_side_by_side(calibrated_run, keeps_explained):
+    """keeps (256 MiB at entry) against keepsmall (64 MiB): the first row is the buffer's line, B - A -192 MiB."""
+    assert keeps_explained.returncode == 0, keeps_explained.stdout + keeps_explained.stderr
+    cmp = json.loads((calibrated_run / "cells" / "keeps__20__r0" / "explain" / "against-keepsmall__20__r0.json")
+                     .read_text())
+    views = {v["view"]: v for v in cmp["views"]}
+    assert set(views) == {"at_entry", "retained", "peak"}
+    row = views["at_entry"]["rows"][0]
+    assert (Path(row["file"]).name, row["line"]) == (WORKLOADS.name, marker_line("SITE_ENTRY")), views["at_entry"]
+    assert row["a"] == pytest.approx(256 * MiB, rel=0.03) and row["b"] == pytest.approx(64 * MiB, rel=0.03)
+    assert row["diff"] == pytest.approx(-192 * MiB, rel=0.03)
+    assert abs(views["retained"]["rows"][0]["diff"]) < 2 * MiB  # the same call keeps the same
+    assert "keeps__20__r0 (A) vs keepsmall__20__r0 (B)" in keeps_explained.stdout
+    assert (calibrated_run / "cells" / "keepsmall__20__r0" / "explain" / "explain.json").exists()
+    print(f"side by side: A {row['a'] / MiB:.1f} MiB, B {row['b'] / MiB:.1f} MiB, B - A {row['diff'] / MiB:.1f} MiB")
+
+
 def test_scenario_explain_field_explains_chosen_cells_during_the_run(tmp_path):
     extra = f"explain:\n  - {{target: {TARGET}, pipelines: [spawned], top: 4}}\n"
-    proc = memharness("run", str(write_scenario(tmp_path, extra)), "--no-report", cwd=tmp_path)
+    proc = memharness("run", str(write_scenario(tmp_path, extra)), "--no-report", "--pipelines", "inproc,spawned",
+                      cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (run,) = (tmp_path / "results" / "explaincal").iterdir()
     assert not (run / "cells" / "inproc__20__r0" / "explain").exists()
@@ -185,6 +265,10 @@ def test_gpu_request_without_cuda_is_recorded_and_host_still_explained(tmp_path)
     sites, info = sites_at_peak(tmp_path / "host" / f"{state['name']}.bin")
     assert [s.line for s in sites[:2]] == [marker_line("SITE_NUMPY"), marker_line("SITE_BYTES")]
     assert sites[0].bytes == pytest.approx(40 * MiB, rel=0.03)
+    assert sites[0].stack[sites[0].site_frame].startswith("allocate ") and sites[0].site_frame > 0
+    every, _ = sites_at_peak(tmp_path / "host" / f"{state['name']}.bin", frames="all")  # --frames all
+    assert every[0].function == "ones" and "numpy/" in every[0].file and every[0].site_frame == 0
+    assert every[0].stack == sites[0].stack
     assert ex.on_enter("some.other.call") is None
 
 
@@ -192,7 +276,8 @@ def test_scenario_explain_names_an_unknown_pipeline_with_its_line(tmp_path):
     path = write_scenario(tmp_path, f"explain:\n  - {{target: {TARGET}, pipelines: [inprocc]}}\n")
     proc = memharness("validate", str(path), cwd=tmp_path)
     assert proc.returncode == 2
-    assert "explaincal.yaml:11: explain[0].pipelines[0]: no pipeline named 'inprocc'; did you mean 'inproc'?" in (
+    line = len(path.read_text().splitlines())  # the explain entry is the scenario's last line
+    assert f"explaincal.yaml:{line}: explain[0].pipelines[0]: no pipeline named 'inprocc'; did you mean 'inproc'?" in (
         proc.stdout + proc.stderr)
 
 

@@ -11,6 +11,12 @@ per process at a time), `on_enter` starts `memray.Tracker` (host) and torch's `_
 
     host/<pid>-<n>.bin     memray capture of that call      gpu/<pid>-<n>.pickle   torch snapshot
     calls/<pid>-<n>.json   pid, seconds, gpu peak bytes, errors of the explainer itself
+    entry/<pid>.bin        `at_entry`: memray from the process's start to the target's first entry
+
+With `at_entry`, `start_at_entry` starts memray when the cell process starts (`runner/cell.py`, before the
+pipeline's imports) and when an instrumented worker boots (through `call_hooks`); the target's first entry
+in that process stops it, so what the capture still holds is what is alive at entry (allocated since the
+start). A process that never runs the target is tracked until it ends; its capture is not used.
 
 Only the standard library at import time: memray and torch are imported when the call starts.
 """
@@ -28,6 +34,71 @@ from typing import Any
 
 ENV = "MEMHARNESS_EXPLAIN"
 MAX_CALLS_DEFAULT = 4  # explained invocations per process; later ones run untouched
+SKIP_PACKAGES = ("numpy", "torch")  # their frames do not name a site (memharness/explain/frames.py)
+
+
+_ENTRY: dict[str, Any] = {}  # the at-entry window of this process: pid, tracker, readings at its start
+
+
+def _memory() -> dict[str, int]:
+    """VmRSS and RssAnon of this process, in bytes (empty where /proc cannot be read)."""
+    from memharness.core.procmem import mem_status
+
+    status = mem_status("self")
+    return {} if status is None else {"rss": status[1], "anon": status[2]}
+
+
+def start_at_entry() -> None:
+    """Start memray's at-entry window in this process when the explainer's config asks for it (`at_entry`);
+    a no-op otherwise and when this process already has one. Never raises: an error is kept for the call."""
+    cfg = load_config() if os.environ.get(ENV) else None
+    if not cfg or not cfg.get("at_entry") or not cfg.get("target") or _ENTRY.get("pid") == os.getpid():
+        return
+    _ENTRY.clear()
+    _ENTRY.update(pid=os.getpid(), errors=[], t0=time.perf_counter())
+    try:
+        import memray
+
+        path = Path(cfg["out_dir"]) / "entry" / f"{os.getpid()}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        tracker = memray.Tracker(str(path), follow_fork=False)
+        _ENTRY["start"] = _memory()
+        tracker.__enter__()
+        _ENTRY.update(tracker=tracker, capture=str(path))
+    except Exception as exc:  # noqa: BLE001 - the explainer never breaks the measured process
+        _ENTRY["errors"].append(f"at-entry memray: {type(exc).__name__}: {exc}")
+
+
+def stop_at_entry() -> dict[str, Any] | None:
+    """Stop this process's at-entry window (at the target's first entry); its facts, once per process."""
+    if _ENTRY.get("pid") != os.getpid() or _ENTRY.get("stopped"):
+        return None
+    _ENTRY["stopped"] = True
+    tracker = _ENTRY.pop("tracker", None)
+    out: dict[str, Any] = {"errors": _ENTRY["errors"], "seconds": time.perf_counter() - _ENTRY["t0"]}
+    if tracker is not None:
+        try:
+            tracker.__exit__(None, None, None)
+            out.update(capture=_ENTRY["capture"], start=_ENTRY.get("start", {}), end=_memory())
+        except Exception as exc:  # noqa: BLE001
+            out["errors"].append(f"at-entry memray stop: {type(exc).__name__}: {exc}")
+    return out
+
+
+def frame_roots() -> dict[str, list[str]]:
+    """Where this process's numpy and torch live and its standard library, for explain's frame rule: the
+    analysis runs elsewhere (another interpreter, packages on PYTHONPATH outside site-packages)."""
+    import sysconfig
+
+    skip: set[str] = set()
+    for name in SKIP_PACKAGES:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            skip.update(os.path.dirname(p) + "/" for p in (path, os.path.realpath(path)))
+    paths = sysconfig.get_paths()
+    stdlib = {paths[k].rstrip("/") + "/" for k in ("stdlib", "platstdlib") if paths.get(k)}
+    return {"skip": sorted(skip), "stdlib": sorted(stdlib)}
 
 
 def load_config() -> dict[str, Any] | None:
@@ -70,6 +141,9 @@ class Explainer:
             name = f"{os.getpid()}-{self._count}"
             state: dict[str, Any] = {"name": name, "errors": [], "t0": time.perf_counter()}
             self._active = state
+        entry = stop_at_entry()  # first: memray tracks one window per process at a time
+        if entry is not None:
+            state["at_entry"] = entry
         # GPU first: importing torch inside memray's window would show torch's import as sites
         if self.gpu:
             try:
@@ -115,6 +189,8 @@ class Explainer:
                                 "seconds": t_end - state["t1"], "start_overhead_s": state["t1"] - state["t0"],
                                 "host": self.host and not any(e.startswith("memray") for e in state["errors"]),
                                 "native": self.native, "call_error": error}
+        if "at_entry" in state:
+            meta["at_entry"] = state["at_entry"]
         if state.get("gpu_on"):
             try:
                 import pickle
@@ -132,6 +208,10 @@ class Explainer:
                                "max_allocated": torch.cuda.max_memory_allocated()}
             except Exception as exc:  # noqa: BLE001
                 state["errors"].append(f"gpu snapshot: {type(exc).__name__}: {exc}")
+        try:
+            meta["frame_roots"] = frame_roots()
+        except Exception as exc:  # noqa: BLE001
+            state["errors"].append(f"frame roots: {type(exc).__name__}: {exc}")
         meta["errors"] = state["errors"]
         path = self.out_dir / "calls" / f"{state['name']}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,6 +229,7 @@ def call_hooks(enter: Callable[[str], Any], exit_: Callable[[Any, Any], None]) -
     cfg = load_config()
     if cfg is None or not cfg.get("target"):
         return enter, exit_
+    start_at_entry()  # a worker booting (the cell process started its window at its first line)
     explainer = Explainer(cfg)
 
     def enter_explained(label: str) -> Any:

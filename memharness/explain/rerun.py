@@ -32,6 +32,9 @@ class ExplainRequest:
     gpu: bool = False
     native: bool = False
     top: int = 10
+    retained: bool = False  # analysis only: the capture of the call already holds what is alive at exit
+    at_entry: bool = False  # memray from the cell's start to the target's first entry
+    frames: str = "user"  # analysis only: frames.USER or frames.ALL
 
 
 def find_cell(run_dir: Path, cell_id: str) -> Path:
@@ -62,7 +65,7 @@ def write_config(explain_dir: Path, req: ExplainRequest) -> Path:
     capture.mkdir(parents=True)
     path = explain_dir / "config.json"
     path.write_text(json.dumps({"target": req.target, "out_dir": str(capture), "host": req.host, "gpu": req.gpu,
-                                "native": req.native}, indent=2), encoding="utf-8")
+                                "native": req.native, "at_entry": req.at_entry}, indent=2), encoding="utf-8")
     return path
 
 

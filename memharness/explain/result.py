@@ -1,8 +1,16 @@
 """Turn the explainer's captures into `CELL/explain/`: explain.json, explain.md, flame graph, GPU snapshot.
 
 The figures come from the second run (or, for a scenario's `explain:` cells, from the same run with the
-recorders on); the call's peak stays the harness's exact figure. The explainer's total at its peak must
-agree with the harness's exact peak over start within AGREEMENT (10%), else both files say they disagree.
+recorders on); the call's figures in the report stay the harness's. Each explainer total is checked against
+the harness's own figure for the same window (explain/harness.py), from the measured run:
+
+- host at the call's peak vs the exact peak over start; GPU at the call's peak vs the per-call GPU peak over
+  entry: agree within AGREEMENT (10%);
+- retained at exit (host) vs the rise of anonymous RSS over the call in the *explained* run, the same
+  process and window as the capture (the measured run's increment varies run to run with what the
+  allocator keeps, and counts the libraries the call mapped); GPU retained vs torch allocated at exit minus
+  at entry; alive at entry vs the rise of anonymous RSS over the at-entry window: agree within 10% or
+  ABS_FLOOR (16 MiB), these figures being often near zero.
 """
 
 from __future__ import annotations
@@ -13,68 +21,126 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from memharness.core.records import read_calls
-from memharness.explain.gpu import sites_at_gpu_peak
-from memharness.explain.host import Site, sites_at_peak, write_flamegraph
+from memharness.explain.frames import SKIP_PACKAGES, USER, Roots
+from memharness.explain.gpu import sites_at_gpu_peak, sites_retained_gpu
+from memharness.explain.harness import harness_call
+from memharness.explain.host import RETAINED, read_sites, sites_at_peak, write_flamegraph
+from memharness.explain.markdown import render_markdown
+from memharness.explain.sites import Site
 
 AGREEMENT = 0.10
-MiB = 1 << 20
+ABS_FLOOR = 16 << 20
 
 
-def _harness_call(cell_dir: Path, target: str) -> dict[str, Any] | None:
-    """The harness's record of the target's call with the largest exact peak over start."""
-    calls = [c for c in read_calls(cell_dir) if c.target == target and c.peak_over_start is not None]
-    if not calls:
-        return None
-    c = max(calls, key=lambda c: c.peak_over_start or 0)
-    return {"call_id": c.call_id, "pid": c.pid, "peak_over_start": c.peak_over_start, "peak_rss": c.peak_rss,
-            "seconds": c.duration_s, "calls": len(calls)}
+def agreement(total: int, reference: int | None, floor: int = 0) -> dict[str, Any]:
+    """agree / disagree / unknown, with the ratio and the reference itself."""
+    if reference is None or (reference <= 0 and not floor):
+        return {"status": "unknown", "ratio": None, "reference": reference}
+    ratio = total / reference if reference > 0 else None
+    ok = abs(total - reference) <= max(AGREEMENT * abs(reference), floor)
+    out = {"status": "agree" if ok else "disagree", "ratio": ratio, "reference": reference}
+    return {**out, "floor": floor} if floor else out
 
 
-def _agreement(total: int, harness: dict[str, Any] | None) -> dict[str, Any]:
-    if harness is None or not harness.get("peak_over_start"):
-        return {"status": "unknown", "ratio": None}
-    ratio = total / harness["peak_over_start"]
-    return {"status": "agree" if abs(ratio - 1) <= AGREEMENT else "disagree", "ratio": ratio}
+def _view(sites: list[Site], info: dict[str, Any], top: int) -> dict[str, Any]:
+    return {**info, "sites": [s.to_dict() for s in sites[:top]], "n_sites": len(sites)}
+
+
+def _at_entry(meta: dict[str, Any], out: Path, top: int, frames: str, roots: Roots) -> dict[str, Any]:
+    """The sites alive at the target's first entry in this process (memray's leaks at the window's stop)."""
+    facts = {k: meta[k] for k in ("seconds", "start", "end", "errors") if k in meta}
+    capture = Path(meta["capture"]) if meta.get("capture") else None
+    if capture is None or not capture.exists():
+        return {**facts, "error": "no at-entry capture"}
+    sites, info = read_sites(capture, RETAINED, frames, roots)
+    return {**_view(sites, info, top), **facts, "capture": str(capture.relative_to(out))}
+
+
+def _call_entry(meta: dict[str, Any], out: Path, top: int, frames: str, retained: bool) -> dict[str, Any]:
+    capture = out / "capture"
+    entry: dict[str, Any] = {"name": meta["name"], "pid": meta["pid"], "seconds": meta["seconds"],
+                             "errors": meta.get("errors", []), "call_error": meta.get("call_error")}
+    roots = Roots.from_meta(meta.get("frame_roots"))
+    if meta.get("frame_roots"):
+        entry["frame_roots"] = meta["frame_roots"]
+    host_bin = capture / "host" / f"{meta['name']}.bin"
+    if meta.get("host") and host_bin.exists():
+        sites, info = sites_at_peak(host_bin, frames, roots)
+        entry["host"] = {**_view(sites, info, top), "capture": str(host_bin.relative_to(out))}
+        if retained:
+            entry["host"]["retained"] = _view(*read_sites(host_bin, RETAINED, frames, roots), top)
+    if meta.get("gpu"):
+        with open(meta["gpu"]["snapshot"], "rb") as fh:
+            snapshot = pickle.load(fh)
+        sites, info = sites_at_gpu_peak(snapshot, frames, roots)
+        entry["gpu"] = {**_view(sites, info, top),
+                        "torch_peak_over_start": meta["gpu"]["max_allocated"] - meta["gpu"]["start_allocated"],
+                        "snapshot": str(Path(meta["gpu"]["snapshot"]).relative_to(out))}
+        if retained:
+            entry["gpu"]["retained"] = _view(*sites_retained_gpu(snapshot, frames, roots), top)
+    if "at_entry" in meta:
+        entry["at_entry"] = _at_entry(meta["at_entry"], out, top, frames, roots)
+    return entry
+
+
+def _drop_unused_entry_captures(capture: Path, calls: list[dict[str, Any]]) -> None:
+    """Processes that never ran the target were tracked until they ended: their captures are not used."""
+    used = {c["at_entry"].get("capture") for c in calls if "at_entry" in c}
+    for path in sorted((capture / "entry").glob("*.bin")):
+        if str(path.relative_to(capture.parent)) not in used:
+            path.unlink(missing_ok=True)
+
+
+def _retained_reference(measured: dict[str, Any] | None,
+                        explained: dict[str, Any] | None) -> tuple[int | None, str]:
+    if explained and explained.get("anon_increment") is not None:
+        where = "this run" if explained is measured else "the explained run"
+        return explained["anon_increment"], f"harness's anonymous RSS increment ({where})"
+    for run, where in ((explained, "the explained run"), (measured, "the measured run")):
+        if run and run.get("increment") is not None:
+            return run["increment"], f"harness's increment, rss_end - rss_start ({where})"
+    return None, "harness's increment"
+
+
+def _gpu_reference(measured: dict[str, Any] | None, explained: dict[str, Any] | None,
+                   head_gpu: dict[str, Any]) -> tuple[int | None, str]:
+    for run, where in ((measured, "the measured run"), (explained, "the explained run")):
+        if run and run.get("gpu"):
+            return run["gpu"]["peak_over_entry"], f"harness's per-call GPU peak over entry ({where})"
+    return head_gpu.get("torch_peak_over_start"), "torch max_memory_allocated over start (no harness GPU figure)"
 
 
 def collect(cell_dir: Path, target: str, top: int, measured_dir: Path, explained_dir: Path,
-            second_run: bool) -> dict[str, Any]:
+            second_run: bool, frames: str = USER, retained: bool = False) -> dict[str, Any]:
     """Analyse every captured invocation; the headline is the one with the largest host (else GPU) total."""
     out = cell_dir / "explain"
     capture = out / "capture"
-    calls: list[dict[str, Any]] = []
-    for meta_path in sorted((capture / "calls").glob("*.json")):
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        entry: dict[str, Any] = {"name": meta["name"], "pid": meta["pid"], "seconds": meta["seconds"],
-                                 "errors": meta.get("errors", []), "call_error": meta.get("call_error")}
-        host_bin = capture / "host" / f"{meta['name']}.bin"
-        if meta.get("host") and host_bin.exists():
-            sites, info = sites_at_peak(host_bin)
-            entry["host"] = {**info, "sites": [s.to_dict() for s in sites[:top]], "n_sites": len(sites),
-                             "capture": str(host_bin.relative_to(out))}
-        if meta.get("gpu"):
-            with open(meta["gpu"]["snapshot"], "rb") as fh:
-                snapshot = pickle.load(fh)
-            sites, info = sites_at_gpu_peak(snapshot)
-            entry["gpu"] = {**info, "sites": [s.to_dict() for s in sites[:top]], "n_sites": len(sites),
-                            "torch_peak_over_start": meta["gpu"]["max_allocated"] - meta["gpu"]["start_allocated"],
-                            "snapshot": str(Path(meta["gpu"]["snapshot"]).relative_to(out))}
-        calls.append(entry)
+    calls = [_call_entry(json.loads(p.read_text(encoding="utf-8")), out, top, frames, retained)
+             for p in sorted((capture / "calls").glob("*.json"))]
+    _drop_unused_entry_captures(capture, calls)
     result: dict[str, Any] = {"target": target, "top": top, "second_run": second_run, "calls": calls,
-                              "agreement_tolerance": AGREEMENT}
+                              "agreement_tolerance": AGREEMENT, "frames": frames,
+                              "skipped_frames": list(SKIP_PACKAGES) + ["standard library"] if frames == USER
+                              else []}
     if not calls:
         result["error"] = f"the call {target} did not run in the explained run"
         return result
     head = max(calls, key=lambda c: (c.get("host", {}).get("total_at_peak", 0),
-                                     c.get("gpu", {}).get("total_at_peak", 0)))
+                                     c.get("gpu", {}).get("total_at_peak", 0), c["name"]))
     result["headline"] = head["name"]
-    harness = _harness_call(measured_dir, target)
-    explained = _harness_call(explained_dir, target) if explained_dir != measured_dir else harness
-    result["harness"] = harness
+    measured = harness_call(measured_dir, target)
+    explained = harness_call(explained_dir, target) if explained_dir != measured_dir else measured
+    result["harness"] = measured
     result["harness_explained_run"] = explained
+    # the reference: the measured run's figures, the explained run's where the measured run did not wrap the call
+    harness = measured or explained
+    result["harness_source"] = "measured run" if measured or not explained else "explained run"
     if "host" in head:
-        result["host_agreement"] = _agreement(head["host"]["total_at_peak"], harness)
+        result["host_agreement"] = agreement(head["host"]["total_at_peak"], (harness or {}).get("peak_over_start"))
+        if "retained" in head["host"]:
+            reference, name = _retained_reference(measured, explained)
+            result["host_retained_agreement"] = {**agreement(head["host"]["retained"]["total"], reference,
+                                                             ABS_FLOOR), "reference_name": name}
         err = write_flamegraph(capture / "host" / f"{head['name']}.bin", out / "host-flamegraph.html")
         result["host_flamegraph"] = None if err else "host-flamegraph.html"
         if err:
@@ -82,92 +148,25 @@ def collect(cell_dir: Path, target: str, top: int, measured_dir: Path, explained
     if "gpu" in head:
         shutil.copyfile(out / head["gpu"]["snapshot"], out / "gpu-snapshot.pickle")
         result["gpu_snapshot"] = "gpu-snapshot.pickle"
-        tp = head["gpu"]["torch_peak_over_start"]
-        ratio = head["gpu"]["total_at_peak"] / tp if tp else None
-        result["gpu_agreement"] = {"status": "unknown" if ratio is None else
-                                   ("agree" if abs(ratio - 1) <= AGREEMENT else "disagree"), "ratio": ratio}
+        reference, name = _gpu_reference(measured, explained, head["gpu"])
+        result["gpu_agreement"] = {**agreement(head["gpu"]["total_at_peak"], reference), "reference_name": name}
+        if "retained" in head["gpu"]:
+            gpu_ref = ((harness or {}).get("gpu") or (explained or {}).get("gpu") or {}).get("retained")
+            result["gpu_retained_agreement"] = agreement(head["gpu"]["retained"]["total"], gpu_ref, ABS_FLOOR)
+    entry_call = next((c for c in calls if c["pid"] == head["pid"] and "at_entry" in c), None)
+    if entry_call is not None:
+        result["at_entry_call"] = entry_call["name"]
+        ae = entry_call["at_entry"]
+        if "total" in ae and ae.get("start", {}).get("anon") is not None and ae.get("end", {}).get("anon") is not None:
+            result["at_entry_agreement"] = agreement(ae["total"], ae["end"]["anon"] - ae["start"]["anon"], ABS_FLOOR)
     overhead: dict[str, Any] = {"explained_call_s": head["seconds"]}
-    if harness and harness.get("seconds"):
-        overhead["measured_call_s"] = harness["seconds"]
-        overhead["time_factor"] = head["seconds"] / harness["seconds"] if harness["seconds"] else None
-    if explained and harness and explained is not harness:
+    if measured and measured.get("seconds"):
+        overhead["measured_call_s"] = measured["seconds"]
+        overhead["time_factor"] = head["seconds"] / measured["seconds"]
+    if explained and measured and explained is not measured:
         overhead["peak_over_start_explained_run"] = explained["peak_over_start"]
     result["overhead"] = overhead
     return result
-
-
-def _mib(n: float | None) -> str:
-    return "?" if n is None else f"{n / MiB:,.1f} MiB"
-
-
-def _site_rows(sites: list[dict[str, Any]]) -> list[str]:
-    rows = ["| # | site (file:line) | function | bytes at peak | allocations | stack (innermost first) |",
-            "|---|---|---|---:|---:|---|"]
-    for i, s in enumerate(sites, 1):
-        stack = " ← ".join(f.split(" ")[0] for f in s["stack"][:6]) + (" …" if len(s["stack"]) > 6 else "")
-        rows.append(f"| {i} | `{short_path(s['file'])}:{s['line']}` | `{s['function']}` | {_mib(s['bytes'])} "
-                    f"| {s['count']} | {stack} |")
-    return rows
-
-
-def short_path(path: str) -> str:
-    for marker in ("site-packages/", "dist-packages/"):
-        if marker in path:
-            return path.split(marker, 1)[1]
-    return path
-
-
-def agreement_line(kind: str, total: int, agreement: dict[str, Any], reference: int | None, ref_name: str) -> str:
-    if agreement["status"] == "unknown":
-        return f"{kind}: explainer total at peak {_mib(total)}; no {ref_name} to compare with."
-    verdict = ("agrees with" if agreement["status"] == "agree" else "DISAGREES with")
-    return (f"{kind}: explainer total at peak {_mib(total)} {verdict} the {ref_name} {_mib(reference)} "
-            f"(ratio {agreement['ratio']:.2f}, tolerance ±{AGREEMENT:.0%}).")
-
-
-def render_markdown(result: dict[str, Any]) -> str:
-    lines = [f"# Explain: `{result['target']}`", ""]
-    if result.get("error"):
-        return "\n".join(lines + [f"Not explained: {result['error']}.", ""])
-    head = next(c for c in result["calls"] if c["name"] == result["headline"])
-    src = ("a second run of this cell with the explainer on" if result["second_run"]
-           else "this run, with the explainer on for this cell")
-    lines.append(f"Figures below come from {src}; the call's peak in the report stays the harness's exact "
-                 "figure. Explained invocations: " + ", ".join(f"{c['name']} (pid {c['pid']})" for c in result["calls"])
-                 + f"; shown: {head['name']}.")
-    ov = result.get("overhead", {})
-    if ov.get("time_factor"):
-        lines.append(f"Overhead: the call took {ov['explained_call_s']:.2f} s under the explainer vs "
-                     f"{ov['measured_call_s']:.2f} s in the measured run (ratio {ov['time_factor']:.2f}; it also "
-                     "carries run-to-run variation: machine load, iterations to convergence).")
-    if ov.get("peak_over_start_explained_run") is not None and result.get("harness"):
-        measured, explained = result["harness"]["peak_over_start"], ov["peak_over_start_explained_run"]
-        change = f" ({(explained / measured - 1) * 100:+.1f}%)" if measured else ""
-        lines.append(f"Harness peak over start of the call: {_mib(measured)} in the measured run, "
-                     f"{_mib(explained)} in the explained run{change}.")
-    lines.append("")
-    if "host" in head:
-        h = head["host"]
-        ref = result.get("harness") or {}
-        lines += ["## Host (memray, high-water mark of the call)", "",
-                  agreement_line("Host", h["total_at_peak"], result["host_agreement"], ref.get("peak_over_start"),
-                                 "harness's exact peak over start"), ""]
-        lines += _site_rows(h["sites"])
-        lines += ["", f"{h['n_sites']} sites in all. Flame graph: "
-                  + (f"[{result['host_flamegraph']}]({result['host_flamegraph']})" if result.get("host_flamegraph")
-                     else f"not written ({result.get('host_flamegraph_error', '?')})"), ""]
-    if "gpu" in head:
-        g = head["gpu"]
-        lines += ["## GPU (torch allocator history, high-water mark of the call)", "",
-                  agreement_line("GPU", g["total_at_peak"], result["gpu_agreement"], g["torch_peak_over_start"],
-                                 "torch max_memory_allocated over start"), ""]
-        lines += _site_rows(g["sites"])
-        lines += ["", f"Snapshot for https://pytorch.org/memory_viz: [{result['gpu_snapshot']}]"
-                  f"({result['gpu_snapshot']})", ""]
-    errors = [e for c in result["calls"] for e in c["errors"]]
-    if errors:
-        lines += ["Explainer errors: " + "; ".join(errors), ""]
-    return "\n".join(lines)
 
 
 def write(cell_dir: Path, result: dict[str, Any]) -> Path:
@@ -178,4 +177,4 @@ def write(cell_dir: Path, result: dict[str, Any]) -> Path:
     return md
 
 
-__all__ = ["Site", "collect", "render_markdown", "write"]
+__all__ = ["AGREEMENT", "Site", "agreement", "collect", "render_markdown", "write"]

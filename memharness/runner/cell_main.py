@@ -84,6 +84,9 @@ def _measure_imports(cell_dir: Path, spec: dict) -> None:
 
 
 def run_cell(cell_dir: Path) -> int:
+    from memharness.core.explainer import start_at_entry
+
+    start_at_entry()  # `memharness explain --at-entry`: memray from the cell's start (a no-op otherwise)
     spec = read_spec(cell_dir)
     # The harness's own imports come first, so neither imports.json's steps nor the load_corpus phase count
     # them (the corpus reader is standard library only; numpy is the pipeline's, counted where it imports it).
