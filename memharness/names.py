@@ -54,6 +54,8 @@ EXPLAIN_JSON = "explain.json"
 EXPLAIN_MD = "explain.md"
 EXPLAIN_FLAMEGRAPH = "host-flamegraph.html"
 EXPLAIN_GPU_SNAPSHOT = "gpu-snapshot.pickle"
+# capture/ (what the explainer inside the measured processes writes): one file per explained invocation
+CAPTURE_SUFFIX = {"host": ".bin", "gpu": ".pickle", "calls": ".json", "entry": ".bin"}  # sub-folder -> suffix
 
 # --- the report folder (report/ of a run, or `report --output`)
 REPORT_INDEX = "index.html"
@@ -78,6 +80,20 @@ def cell_dir_name(cell_id: str) -> str:
 def calls_file(pid: int) -> str:
     """The call records of one instrumented process, inside `calls/`."""
     return f"{pid}.jsonl"
+
+
+def capture_file(kind: str, name: str) -> str:
+    """A capture of one invocation (`<pid>-<n>`) or process (`<pid>`): capture/<kind>/<name><suffix>."""
+    return f"{kind}/{name}{CAPTURE_SUFFIX[kind]}"
+
+
+def capture_glob(kind: str) -> str:
+    return f"{kind}/*{CAPTURE_SUFFIX[kind]}"
+
+
+def against_files(cell_id: str) -> tuple[str, str]:
+    """explain/against-<cell>.json and .md: two cells' sites side by side (`explain --against`)."""
+    return f"against-{cell_id}.json", f"against-{cell_id}.md"
 
 
 def lineprof_file(stem: str) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from memharness import names
 from memharness.errors import MemharnessError
 
 ERROR_PREFIX = "memharness explain"
@@ -58,7 +59,7 @@ def _explain_one(run_dir: Path, cell_id: str, req: Any, say: bool = True) -> tup
     md = result_mod.write(cell_dir, res)
     if say:
         typer.echo(md.read_text(encoding="utf-8"))
-    typer.echo(f"written: {md} and {md.with_suffix('.json')}")
+    typer.echo(f"written: {md} and {md.parent / names.EXPLAIN_JSON}")
     if res.get("error"):
         raise MemharnessError(f"{cell_id}: {res['error']} (second run exit code {second['exit_code']}; "
                               f"see {second['dir']}/stderr.log)", exit_code=1)
@@ -109,7 +110,8 @@ def explain(
         return
     cell_b, res_b = _explain_one(*other, req, say=False)
     label_b = other[1] if Path(other[0]).resolve() == Path(run_dir).resolve() else f"{other[0]}:{other[1]}"
-    cmp = against_mod.compare((cell_id, cell_dir / "explain", res), (label_b, cell_b / "explain", res_b), top)
-    md = against_mod.write(cell_dir / "explain", other[1], cmp)
+    cmp = against_mod.compare((cell_id, cell_dir / names.EXPLAIN, res), (label_b, cell_b / names.EXPLAIN, res_b),
+                              top)
+    md = against_mod.write(cell_dir / names.EXPLAIN, other[1], cmp)
     typer.echo(md.read_text(encoding="utf-8"))
-    typer.echo(f"written: {md} and {md.with_suffix('.json')}")
+    typer.echo(f"written: {md} and {md.parent / names.against_files(other[1])[0]}")

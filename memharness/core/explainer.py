@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memharness import names
+
 ENV = "MEMHARNESS_EXPLAIN"
 MAX_CALLS_DEFAULT = 4  # explained invocations per process; later ones run untouched
 SKIP_PACKAGES = ("numpy", "torch")  # their frames do not name a site (memharness/explain/frames.py)
@@ -59,7 +61,7 @@ def start_at_entry() -> None:
     try:
         import memray
 
-        path = Path(cfg["out_dir"]) / "entry" / f"{os.getpid()}.bin"
+        path = Path(cfg["out_dir"]) / names.capture_file("entry", str(os.getpid()))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
         tracker = memray.Tracker(str(path), follow_fork=False)
@@ -164,7 +166,7 @@ class Explainer:
             try:
                 import memray
 
-                path = self.out_dir / "host" / f"{name}.bin"
+                path = self.out_dir / names.capture_file("host", name)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.unlink(missing_ok=True)
                 tracker = memray.Tracker(str(path), native_traces=self.native, follow_fork=False)
@@ -200,7 +202,7 @@ class Explainer:
                 torch.cuda.synchronize()
                 snapshot = torch.cuda.memory._snapshot()
                 torch.cuda.memory._record_memory_history(enabled=None)
-                path = self.out_dir / "gpu" / f"{state['name']}.pickle"
+                path = self.out_dir / names.capture_file("gpu", state["name"])
                 path.parent.mkdir(parents=True, exist_ok=True)
                 with open(path, "wb") as fh:
                     pickle.dump(snapshot, fh)
@@ -213,7 +215,7 @@ class Explainer:
         except Exception as exc:  # noqa: BLE001
             state["errors"].append(f"frame roots: {type(exc).__name__}: {exc}")
         meta["errors"] = state["errors"]
-        path = self.out_dir / "calls" / f"{state['name']}.json"
+        path = self.out_dir / names.capture_file("calls", state["name"])
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.explain.frames import Roots, short_path
 from memharness.explain.host import PEAK, RETAINED, read_sites
 from memharness.explain.markdown import mib
@@ -93,7 +94,8 @@ def render(cmp: dict[str, Any]) -> str:
 
 
 def write(explain_dir: Path, name: str, cmp: dict[str, Any]) -> Path:
-    (explain_dir / f"against-{name}.json").write_text(json.dumps(cmp, indent=2), encoding="utf-8")
-    md = explain_dir / f"against-{name}.md"
+    js, md_name = names.against_files(name)
+    (explain_dir / js).write_text(json.dumps(cmp, indent=2), encoding="utf-8")
+    md = explain_dir / md_name
     md.write_text(render(cmp), encoding="utf-8")
     return md

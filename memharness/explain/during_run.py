@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from memharness import names
 from memharness.core.explainer import ENV
 from memharness.explain.rerun import ExplainRequest, write_config
 
@@ -40,9 +41,9 @@ def prepare(scenario: Scenario, pipeline: str, size: int, cell_dir: Path, env: d
     req = request_for(scenario, pipeline, size)
     if req is None:
         return None
-    ensure_target(cell_dir / "cell.json", req.target)
-    (cell_dir / "explain").mkdir(exist_ok=True)
-    env[ENV] = str(write_config(cell_dir / "explain", req))
+    ensure_target(cell_dir / names.CELL_SPEC, req.target)
+    (cell_dir / names.EXPLAIN).mkdir(exist_ok=True)
+    env[ENV] = str(write_config(cell_dir / names.EXPLAIN, req))
     return req
 
 
@@ -58,7 +59,7 @@ def finish(cell_dir: Path, req: ExplainRequest) -> None:
         res = result_mod.collect(cell_dir, req.target, req.top, cell_dir, cell_dir, second_run=False)
         result_mod.write(cell_dir, res)
     except Exception as exc:  # noqa: BLE001 - the cell's own results stay valid
-        (cell_dir / "explain").mkdir(exist_ok=True)
-        (cell_dir / "explain" / "explain.md").write_text(f"# Explain: `{req.target}`\n\nNot explained: "
+        (cell_dir / names.EXPLAIN).mkdir(exist_ok=True)
+        (cell_dir / names.EXPLAIN / names.EXPLAIN_MD).write_text(f"# Explain: `{req.target}`\n\nNot explained: "
                                                          f"{type(exc).__name__}: {exc}\n", encoding="utf-8")
         print(f"memharness: explain of {cell_dir.name} failed: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.explain.frames import SKIP_PACKAGES, USER, Roots
 from memharness.explain.gpu import sites_at_gpu_peak, sites_retained_gpu
 from memharness.explain.harness import harness_call
@@ -57,13 +58,13 @@ def _at_entry(meta: dict[str, Any], out: Path, top: int, frames: str, roots: Roo
 
 
 def _call_entry(meta: dict[str, Any], out: Path, top: int, frames: str, retained: bool) -> dict[str, Any]:
-    capture = out / "capture"
+    capture = out / names.EXPLAIN_CAPTURE
     entry: dict[str, Any] = {"name": meta["name"], "pid": meta["pid"], "seconds": meta["seconds"],
                              "errors": meta.get("errors", []), "call_error": meta.get("call_error")}
     roots = Roots.from_meta(meta.get("frame_roots"))
     if meta.get("frame_roots"):
         entry["frame_roots"] = meta["frame_roots"]
-    host_bin = capture / "host" / f"{meta['name']}.bin"
+    host_bin = capture / names.capture_file("host", meta["name"])
     if meta.get("host") and host_bin.exists():
         sites, info = sites_at_peak(host_bin, frames, roots)
         entry["host"] = {**_view(sites, info, top), "capture": str(host_bin.relative_to(out))}
@@ -86,7 +87,7 @@ def _call_entry(meta: dict[str, Any], out: Path, top: int, frames: str, retained
 def _drop_unused_entry_captures(capture: Path, calls: list[dict[str, Any]]) -> None:
     """Processes that never ran the target were tracked until they ended: their captures are not used."""
     used = {c["at_entry"].get("capture") for c in calls if "at_entry" in c}
-    for path in sorted((capture / "entry").glob("*.bin")):
+    for path in sorted(capture.glob(names.capture_glob("entry"))):
         if str(path.relative_to(capture.parent)) not in used:
             path.unlink(missing_ok=True)
 
@@ -113,10 +114,10 @@ def _gpu_reference(measured: dict[str, Any] | None, explained: dict[str, Any] | 
 def collect(cell_dir: Path, target: str, top: int, measured_dir: Path, explained_dir: Path,
             second_run: bool, frames: str = USER, retained: bool = False) -> dict[str, Any]:
     """Analyse every captured invocation; the headline is the one with the largest host (else GPU) total."""
-    out = cell_dir / "explain"
-    capture = out / "capture"
+    out = cell_dir / names.EXPLAIN
+    capture = out / names.EXPLAIN_CAPTURE
     calls = [_call_entry(json.loads(p.read_text(encoding="utf-8")), out, top, frames, retained)
-             for p in sorted((capture / "calls").glob("*.json"))]
+             for p in sorted(capture.glob(names.capture_glob("calls")))]
     _drop_unused_entry_captures(capture, calls)
     result: dict[str, Any] = {"target": target, "top": top, "second_run": second_run, "calls": calls,
                               "agreement_tolerance": AGREEMENT, "frames": frames,
@@ -141,13 +142,13 @@ def collect(cell_dir: Path, target: str, top: int, measured_dir: Path, explained
             reference, name = _retained_reference(measured, explained)
             result["host_retained_agreement"] = {**agreement(head["host"]["retained"]["total"], reference,
                                                              ABS_FLOOR), "reference_name": name}
-        err = write_flamegraph(capture / "host" / f"{head['name']}.bin", out / "host-flamegraph.html")
-        result["host_flamegraph"] = None if err else "host-flamegraph.html"
+        err = write_flamegraph(capture / names.capture_file("host", head["name"]), out / names.EXPLAIN_FLAMEGRAPH)
+        result["host_flamegraph"] = None if err else names.EXPLAIN_FLAMEGRAPH
         if err:
             result["host_flamegraph_error"] = err
     if "gpu" in head:
-        shutil.copyfile(out / head["gpu"]["snapshot"], out / "gpu-snapshot.pickle")
-        result["gpu_snapshot"] = "gpu-snapshot.pickle"
+        shutil.copyfile(out / head["gpu"]["snapshot"], out / names.EXPLAIN_GPU_SNAPSHOT)
+        result["gpu_snapshot"] = names.EXPLAIN_GPU_SNAPSHOT
         reference, name = _gpu_reference(measured, explained, head["gpu"])
         result["gpu_agreement"] = {**agreement(head["gpu"]["total_at_peak"], reference), "reference_name": name}
         if "retained" in head["gpu"]:
@@ -170,9 +171,9 @@ def collect(cell_dir: Path, target: str, top: int, measured_dir: Path, explained
 
 
 def write(cell_dir: Path, result: dict[str, Any]) -> Path:
-    out = cell_dir / "explain"
-    (out / "explain.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    md = out / "explain.md"
+    out = cell_dir / names.EXPLAIN
+    (out / names.EXPLAIN_JSON).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    md = out / names.EXPLAIN_MD
     md.write_text(render_markdown(result), encoding="utf-8")
     return md
 

@@ -14,7 +14,7 @@ from typing import Any
 from memharness.report import fmt
 from memharness.results.figures import TREE, Row
 from memharness.results.gpu import GpuFigures
-from memharness.results.phases import SampledPeak, exact_peak_call
+from memharness.results.phases import SampledPeak, exact_peak_call, run_peak_call
 from memharness.results.run import Run
 
 CLOSE = 1.05  # peaks within 5% of each other are called "about the same"
@@ -48,10 +48,9 @@ def _peak_call(run: Run, peaks: dict[str, SampledPeak | None], pipeline: str, si
         if c.pipeline != pipeline or c.size != size or c.status != "done" or c.id not in peaks:
             continue
         pk = peaks[c.id]
-        peak_mib = None if pk is None else pk.bytes / fmt.MiB
-        call = exact_peak_call(c.calls, (peak_mib or 0) * fmt.MiB) or (None if pk is None else pk.call)
+        call = run_peak_call(c, pk) if pk is not None else exact_peak_call(c.calls, 0)
         if call:
-            named.append((call, peak_mib or 0))
+            named.append((call, 0 if pk is None else pk.bytes / fmt.MiB))
     return _most_named(named)
 
 

@@ -17,7 +17,7 @@ MiB = 1 << 20
 def explained(run_dir: Path, out_dir: Path) -> list[dict[str, Any]]:
     """One entry per explained cell: target, agreement, top three host/GPU sites, links relative to out_dir."""
     entries = []
-    for path in sorted(Path(run_dir).glob(f"{names.CELLS}/*/{names.EXPLAIN}/explain.json")):
+    for path in sorted(Path(run_dir).glob(f"{names.CELLS}/*/{names.EXPLAIN}/{names.EXPLAIN_JSON}")):
         try:
             res = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -26,7 +26,8 @@ def explained(run_dir: Path, out_dir: Path) -> list[dict[str, Any]]:
         rel = Path(os.path.relpath(folder, out_dir))
         entry: dict[str, Any] = {"cell": folder.parent.name, "target": res.get("target"),
                                  "second_run": res.get("second_run"), "error": res.get("error"),
-                                 "links": {"markdown": str(rel / "explain.md"), "json": str(rel / "explain.json")}}
+                                 "links": {"markdown": str(rel / names.EXPLAIN_MD),
+                                           "json": str(rel / names.EXPLAIN_JSON)}}
         for key, name in (("host_flamegraph", "host_flamegraph"), ("gpu_snapshot", "gpu_snapshot")):
             if res.get(key):
                 entry["links"][name] = str(rel / res[key])

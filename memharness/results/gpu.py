@@ -102,17 +102,23 @@ def _highest(*values: int | None) -> int | None:
     return max(vals) if vals else None
 
 
-def peak_call(calls: list[CallRecord], key: str = "peak_allocated") -> tuple[str | None, int | None]:
+def peak_record(calls: list[CallRecord], key: str = "peak_allocated") -> tuple[CallRecord | None, int | None]:
     """(the innermost call whose torch `key` peak is within 1% of the largest, that largest) among `calls`;
-    ties: the deepest, then the shortest, then the first to start."""
+    ties: the deepest, then the shortest, then the first to start. The one rule for "the call that holds
+    the GPU peak": the summary and `explain --gpu` both use it."""
     with_peak = [(c, v) for c in calls if not c.target.startswith("phase:")
                  and (v := device_sum(c.gpu_end, key)) is not None]
     if not with_peak:
         return None, None
     top = max(v for _, v in with_peak)
     held = [c for c, v in with_peak if v >= SAME * top]
-    best = min(held, key=lambda c: (-c.depth, c.duration_s or 0.0, c.t_start_ns, c.target))
-    return best.target, top
+    return min(held, key=lambda c: (-c.depth, c.duration_s or 0.0, c.t_start_ns, c.target)), top
+
+
+def peak_call(calls: list[CallRecord], key: str = "peak_allocated") -> tuple[str | None, int | None]:
+    """`peak_record`'s call as its dotted path."""
+    rec, top = peak_record(calls, key)
+    return (None if rec is None else rec.target), top
 
 
 def idle_reserved(calls: list[CallRecord], run_end_ns: int | None) -> IdleReserved | None:

@@ -202,6 +202,16 @@ def exact_peak_call(calls: list[CallRecord], tree_peak: float, share: float = 0.
     return max(held, key=lambda c: (c.depth, c.t_start_ns)).target if held else None
 
 
+def run_peak_call(cell: CellFolder, sampled: SampledPeak | None = None) -> str | None:
+    """The call the report names for a cell's run-phase peak: from the calls' exact peaks when the main process
+    held it (`exact_peak_call`), else the innermost call open at the highest timeline sample. `sampled`: the
+    cell's `sampled_run_peak`, when the caller has it already."""
+    sampled = sampled if sampled is not None else sampled_run_peak(cell)
+    if sampled is None:
+        return None
+    return exact_peak_call(cell.calls, sampled.bytes) or sampled.call
+
+
 def run_tree_peak(cell_dir: Path) -> int | None:
     """The tree peak over the `run` phase (None when the cell recorded no `run` phase or no sample):
     what `status.json`'s `peak_tree_rss` holds."""

@@ -56,8 +56,8 @@ def _why(exc: Exception) -> str:
     return exc.strerror or str(exc)
 
 
-_JSON_PROPERTIES = ("status_json", "targets_json", "fingerprint_json", "cell_info", "imports", "sampled_processes",
-                    "timeline_header")
+_JSON_PROPERTIES = ("cell_spec", "status_json", "targets_json", "fingerprint_json", "cell_info", "imports",
+                    "sampled_processes", "timeline_header")
 
 
 @dataclass(eq=False)
@@ -88,6 +88,7 @@ class CellFolder:
         return cls(id=cell_dir.name, pipeline="", kind="", size=0, repeat=0, dir=cell_dir, status="", cause=None)
 
     # --- JSON files of the cell (an empty dict when absent or not a JSON object)
+    cell_spec = _json_file(names.CELL_SPEC, "cell.json: what the cell ran (pipeline, options, interpreter, targets).")
     status_json = _json_file(names.STATUS, "status.json: the cell's own status record.")
     targets_json = _json_file(names.TARGETS, "targets.json: the targets resolved and missing.")
     fingerprint_json = _json_file(names.FINGERPRINT, "fingerprint.json as written.")
