@@ -281,17 +281,22 @@ def test_scenario_explain_names_an_unknown_pipeline_with_its_line(tmp_path):
         proc.stdout + proc.stderr)
 
 
-def test_default_call_comes_from_the_reports_summary_for_the_cells_pipeline_and_size(tmp_path):
-    from memharness.explain.peakcall import default_target
+def test_default_call_is_the_one_the_reports_summary_names_for_the_cell(tmp_path):
+    """explain's default (host) call and the summary's "Peak inside" come from one rule
+    (`results.phases.run_peak_call`), so they name the same call without explain reading the report."""
+    from runfactory import FakeCall, FakeCell, make_run
 
-    run, cell = tmp_path / "run", tmp_path / "run" / "cells" / "b__100__r0"
-    (run / "report").mkdir(parents=True)
-    cell.mkdir(parents=True)
-    (cell / "cell.json").write_text(json.dumps({"pipeline": "b", "size": 100}))
-    (run / "report" / "summary.json").write_text(json.dumps({"answer": {"sizes": [
-        {"size": 50, "pipelines": [{"pipeline": "b", "peak_call": "pkg.wrong_size"}]},
-        {"size": 100, "pipelines": [{"pipeline": "a", "peak_call": "pkg.wrong_pipeline"},
-                                    {"pipeline": "b", "peak_call": "pkg.mod.kmeans"}]}]}}))
-    assert default_target(run, "b__100__r0", cell) == "pkg.mod.kmeans"
-    (run / "report" / "summary.json").write_text("{}")  # no summary answer: computed from the calls (none here)
-    assert default_target(run, "b__100__r0", cell) is None
+    from memharness.explain.peakcall import default_target
+    from memharness.report import build
+
+    kmeans = FakeCall("pkg.mod.kmeans", 300, 320, 900, 2.0, 3.0)
+    outer = FakeCall("pkg.mod.Indexer.index", 200, 320, 900, 1.0, 4.0, children=[kmeans])
+    run = make_run(tmp_path, [FakeCell("a", 100, calls=[FakeCall("pkg.mod.other", 200, 210, 400, 1.0, 2.0)]),
+                              FakeCell("b", 100, calls=[outer], prepare_peak_mib=250)])
+    build(run)
+    summary = json.loads((run / "report" / "summary.json").read_text())
+    named = {e["pipeline"]: e["peak_call"] for s in summary["answer"]["sizes"] for e in s["pipelines"]}
+    assert named["b"] == "pkg.mod.kmeans"
+    assert default_target(run, "b__100__r0", run / "cells" / "b__100__r0") == named["b"]
+    (run / "report" / "summary.json").unlink()  # the report is not read
+    assert default_target(run, "b__100__r0", run / "cells" / "b__100__r0") == "pkg.mod.kmeans"
