@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# One GPU session's experiments as one background job on the device machine, polled by scripts/gpu_poll.sh
+# (a device call lasts at most 10 minutes; the job outlives it because it runs in its own session):
+#
+#   mkdir -p /tmp/gw && setsid nohup bash scripts/gpu_session.sh /tmp/gw STEP... >/tmp/gw/log 2>&1 &
+#
+# STEP is one of
+#   explain-kmeans        RAGatouille use_faiss=false at 10k, 25k and 50k, then `explain --gpu` (default call)
+#                         of each cell: how fast_pytorch_kmeans' allocation grows with size (docs/findings.md)
+#   cell:PIPELINE@SIZE    one cell of scenarios/genomics-gpu.yaml (e.g. cell:ragatouille-faiss@500k)
+# WORK/times.txt logs each step (start, wall seconds, exit code); WORK/out/ gets each run folder packed
+# without index artifacts (cells/*/work) and without explain's raw captures (capture/, rerun/).
+# Needs .sites (../shared/gpu/make-sites.sh .sites) and .gpu/minilm (python -m memharness.models
+# export-tokenizer .gpu/minilm) carried with the working tree.
+set -uo pipefail
+work=$1; shift
+mkdir -p "$work/out"
+export SITE=/tmp/site RAG_SITE=/tmp/site-rag MEMRAY_SITE=/tmp/site-memray
+mkdir -p "$MEMRAY_SITE" && tar -xJf .sites/site-memray.tar.xz -C "$MEMRAY_SITE"
+export SCENARIO=scenarios/genomics-gpu.yaml
+
+log() { echo "$*" | tee -a "$work/times.txt"; }
+
+newest_run() { ls -1dt results/genomics-gpu/*/ | head -1; }
+
+pack() {  # pack RUN_DIR NAME
+  tar -cJf "$work/out/$2.run.tar.xz" --exclude='cells/*/work' --exclude='cells/*/explain/capture' \
+    --exclude='cells/*/explain/rerun' --exclude='*.pickle' -C "$(dirname "$1")" "$(basename "$1")"
+}
+
+step() {  # step NAME COMMAND...
+  local name=$1; shift
+  log "$name start $(date -u +%FT%TZ)"
+  local t0=$SECONDS
+  "$@"
+  local rc=$?
+  log "$name rc=$rc wall=$((SECONDS - t0)) s"
+  return $rc
+}
+
+explain_kmeans() {
+  step run-rag-nofaiss-10k-25k-50k bash scripts/gpu_run.sh "$SCENARIO" "$work/rag" \
+    --pipelines ragatouille-nofaiss --sizes 10k,25k,50k
+  local run; run=$(newest_run)
+  echo "RUN=$run" >> "$work/times.txt"
+  for size in 10k 25k 50k; do
+    step "explain-gpu-$size" env PYTHONPATH="$MEMRAY_SITE:$RAG_SITE:$SITE:$PWD" HF_HUB_OFFLINE=1 \
+      MEMHARNESS_CACHE=/tmp/memharness-cache TORCH_EXTENSIONS_DIR=/tmp/memharness-cache/torch_extensions \
+      python3 -m memharness explain "$run" "ragatouille-nofaiss__${size}__r0" --gpu \
+      > "$work/explain-gpu-$size.log" 2>&1
+  done
+  env PYTHONPATH="$PWD" python3 -m memharness report "$run" > /dev/null 2>&1
+  pack "$run" rag-nofaiss-10k-25k-50k
+}
+
+one_cell() {  # one_cell PIPELINE SIZE
+  step "cell-$1-$2" bash scripts/gpu_run.sh "$SCENARIO" "$work/cell-$1-$2" --pipelines "$1" --sizes "$2"
+  pack "$(newest_run)" "$1-$2"
+}
+
+for s in "$@"; do
+  case $s in
+    explain-kmeans) explain_kmeans ;;
+    cell:*@*) p=${s#cell:}; one_cell "${p%@*}" "${p#*@}" ;;
+    *) log "unknown step $s" ;;
+  esac
+done
+log "ALLDONE $(date -u +%FT%TZ)"
+touch "$work/done"
