@@ -115,6 +115,8 @@ def start(req: Request, say: Callable[[str], None]) -> State:
     pipeline, size = _split_cell(req.cell)
     scenario = req.scenario.resolve()
     derived = steps.derive(scenario, pipeline, size, req.repeats)
+    if req.output is not None and req.output.exists() and any(req.output.iterdir()):
+        raise MemharnessError(f"--output {req.output}: not empty; give a new folder, or --resume it")
     mode, candidates, package = _candidates(req, say)
     if req.output is not None:
         folder = req.output
