@@ -99,9 +99,9 @@ def git(repo: Path, *args: str) -> str:
                           env=env).stdout.strip()
 
 
-def write_repo(repo: Path, commits: int, planted: int) -> list[str]:
+def write_repo(repo: Path, commits: int, planted: int, broken: int | None = None) -> list[str]:
     """A git repository of memtiny with `commits` commits; commit number `planted` (0-based) makes `build`
-    keep KEEP_MIB. Returns the commit ids, oldest first."""
+    keep KEEP_MIB; commit number `broken` (if any) does not import. Returns the commit ids, oldest first."""
     repo.mkdir(parents=True)
     git(repo, "init", "-q", "-b", "main")
     (repo / "pyproject.toml").write_text(PYPROJECT)
@@ -111,8 +111,11 @@ def write_repo(repo: Path, commits: int, planted: int) -> list[str]:
         for path, text in sources(f"0.1.0+c{i}", keep).items():
             (repo / path).parent.mkdir(parents=True, exist_ok=True)
             (repo / path).write_text(text)
+        if i == broken:
+            (repo / NAME / "__init__.py").write_text('raise ImportError("broken on purpose")\n')
         (repo / "CHANGES").write_text(f"change {i}\n")
         git(repo, "add", "-A")
-        git(repo, "commit", "-q", "-m", f"change {i}" + (" (keeps a buffer)" if i == planted else ""))
+        note = " (keeps a buffer)" if i == planted else " (does not import)" if i == broken else ""
+        git(repo, "commit", "-q", "-m", f"change {i}{note}")
         shas.append(git(repo, "rev-parse", "HEAD"))
     return shas

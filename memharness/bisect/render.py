@@ -61,7 +61,8 @@ def table(data: dict[str, Any]) -> str:
         i = step["index"]
         row = step.get("row") or {}
         env = step.get("env") or {}
-        how = "—" if not env else f"{'reused' if env.get('reused') else 'built'} {env.get('seconds', 0):.1f} s"
+        state = "failed" if env.get("error") else "reused" if env.get("reused") else "built"
+        how = "—" if not env else f"{state} {env.get('seconds', 0):.1f} s"
         cells = [str(order[i]), name_of(candidates[i]), _verdict(step, i), _mib(step.get("tree_peak")),
                  _row_name(row), _mib(row.get("value")), _mib(row.get("delta"), signed=True), how,
                  _path(step.get("run_dir"))]
@@ -90,7 +91,7 @@ def conclusion(data: dict[str, Any], out: Outcome) -> str:
 def summary(data: dict[str, Any]) -> str:
     runs = sum(1 for s in data["steps"] if s.get("ran_cell"))
     envs = [s.get("env") or {} for s in data["steps"]]
-    built = [e for e in envs if e and not e.get("reused")]
+    built = [e for e in envs if e and not e.get("reused") and not e.get("error")]
     reused = [e for e in envs if e and e.get("reused")]
     parts = [f"{runs} cell run{'s' if runs != 1 else ''} over {len(data['candidates'])} candidates"]
     if built:
