@@ -149,6 +149,10 @@ class Bisect:
         self.base = describe(self.data["base_python"])
         self.cache = EnvCache(Path(self.data["env_cache"]), self.base, Index.from_dict(self.data["index"]),
                               set(self.data.get("unpin") or ()))
+        started_on = self.data.setdefault("base_key", self.base.key)
+        if started_on != self.base.key:
+            say(f"warning: the base environment {self.base.python} changed since this bisect started (its "
+                f"installed versions differ); the remaining steps run in layers on it as it is now")
 
     def target(self, index: int) -> Target:
         c = self.data["candidates"][index]

@@ -112,7 +112,7 @@ class _Lock:
 
 class EnvCache:
     def __init__(self, root: Path, base: Base, index: Index, unpinned: set[str] | None = None) -> None:
-        self.root = Path(root) / base.key
+        self.root = Path(root).absolute() / base.key
         self.base, self.index = base, index
         self.unpinned = {canonical(n) for n in unpinned or ()}
         self._uv: str | None = None

@@ -115,6 +115,9 @@ def step_line(data: dict[str, Any], step: dict[str, Any]) -> str:
     row = step.get("row") or {}
     v = _verdict(step, step["index"])
     if step["verdict"] in (GOOD, BAD) and row:
-        return (f"{v}: tree peak {_mib(step.get('tree_peak'))} MiB; {_row_name(row)} {_mib(row.get('value'))} MiB "
-                f"({_mib(row.get('delta'), signed=True)} MiB vs {data['candidates'][0]['label']})")
+        change = f"({_mib(row.get('delta'), signed=True)} MiB vs {data['candidates'][0]['label']})"
+        tree = f"{v}: tree peak {_mib(step.get('tree_peak'))} MiB"
+        if row.get("target") == TREE:
+            return f"{tree} {change}"
+        return f"{tree}; {_row_name(row)} {_mib(row.get('value'))} MiB {change}"
     return v

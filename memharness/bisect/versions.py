@@ -52,14 +52,19 @@ class Index:
     def primary(self) -> str:
         return self.index_url or os.environ.get("UV_INDEX_URL") or os.environ.get("PIP_INDEX_URL") or PYPI
 
+    @property
+    def extras(self) -> list[str]:
+        """`--extra-index-url`s, else uv's `UV_EXTRA_INDEX_URL` (uv reads it when it installs, so list from it too)."""
+        return list(self.extra_index_urls) or os.environ.get("UV_EXTRA_INDEX_URL", "").split()
+
     def urls(self) -> list[str]:
-        return [] if self.no_index else [self.primary, *self.extra_index_urls]
+        return [] if self.no_index else [self.primary, *self.extras]
 
     def uv_args(self) -> list[str]:
         """The same sources on uv's command line."""
         args: list[str] = ["--no-index"] if self.no_index else ["--index-url", self.primary]
         if not self.no_index:
-            for url in self.extra_index_urls:
+            for url in self.extras:
                 args += ["--extra-index-url", url]
         for link in self.find_links:
             args += ["--find-links", link]
