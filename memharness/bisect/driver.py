@@ -252,17 +252,22 @@ class Bisect:
 
 def run(req: Request | None, resume: Path | None, say: Callable[[str], None]) -> int:
     """A new bisect (`req`) or a resumed one; the exit code (MemharnessError for input problems)."""
-    if resume is not None:
-        state = State.load(resume)
-        say(f"resuming {state.folder}: {len(state.steps)} steps done")
-    else:
-        assert req is not None
-        state = start(req, say)
+    state: State | None = None
     try:
+        if resume is not None:
+            state = State.load(resume)
+            say(f"resuming {state.folder}: {len(state.steps)} steps done")
+        else:
+            assert req is not None
+            state = start(req, say)
         bisect = Bisect(state, say)
         if state.data.get("result") and state.data.get("running") is None:
             return bisect.finish()
         return bisect.run()
+    except KeyboardInterrupt:  # before the stop handlers are in place (listing versions, reading the base)
+        tail = f"; continue with: memharness bisect --resume {state.folder}" if state else ", nothing was run"
+        raise MemharnessError(f"interrupted by Ctrl-C{tail}", exit_code=130) from None
     finally:
-        state.release()
+        if state is not None:
+            state.release()
         sys.stdout.flush()
