@@ -300,3 +300,11 @@ def test_installer_never_layers_torch(monkeypatch):
         args, 0, "", " + faiss-cpu==1.9.0\n + numpy==2.0.0\n"))
     planned = installer.plan("uv", "python", "pins.txt", "faiss-cpu", ["faiss-cpu==1.9.0"], [], None, [])
     assert [p.spec for p in planned] == ["faiss-cpu==1.9.0", "numpy==2.0.0"]
+
+
+def test_the_table_names_the_process_tree_as_compare_does():
+    from memharness.bisect import render
+    from memharness.report.aggregate import TREE
+
+    assert render.TREE == TREE
+

@@ -30,7 +30,6 @@ from memharness.core.atomic import read_json, write_text
 from memharness.errors import MemharnessError
 
 MEMORY_CAUSES = ("max_rss", "oom_kill")  # a failed cell killed by memory is a regression, not a skip
-MiB = float(1 << 20)
 
 
 class Stopped(Exception):
