@@ -67,6 +67,23 @@ SCALING_CHART = "scaling.png"
 CHART_GLOBS = ("timeline-*.png", "compare-*.png", SCALING_CHART)  # removed before a report is rendered again
 
 
+# --- a bisect folder (`memharness bisect -o DIR`): DIR/bisect.json, bisect.md, runs/<version>/, logs/<version>.log
+BISECT_STATE = "bisect.json"
+BISECT_LOCK = "bisect.lock"
+BISECT_TABLE = "bisect.md"
+BISECT_RUNS = "runs"  # runs/<version>/<scenario>/<run-id>/: a normal run folder per step
+BISECT_LOGS = "logs"
+# --- the environment cache of `memharness bisect` (<cache>/bisect-envs/<base>/<package>-<version>/)
+ENV_SPEC = "env.json"
+ENV_BASE = "base.json"
+ENV_PINS = "constraints.txt"
+ENV_BUILD_LOG = "build.log"
+
+
+def log_file(label: str) -> str:
+    return f"{label}.log"
+
+
 def scenario_revision_file(rev: int) -> str:
     """The file holding revision `rev` of a run's scenario (0: the one it was created with)."""
     return SCENARIO if rev == 0 else f"scenario.r{rev}.yaml"

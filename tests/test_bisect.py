@@ -304,7 +304,7 @@ def test_installer_never_layers_torch(monkeypatch):
 
 def test_the_table_names_the_process_tree_as_compare_does():
     from memharness.bisect import render
-    from memharness.report.aggregate import TREE
+    from memharness.results.figures import TREE
 
     assert render.TREE == TREE
 

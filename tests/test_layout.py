@@ -35,6 +35,8 @@ OTHER_TOOLS = {
     ("corpus/files.py", ".txt"): "the file formats a `file` corpus may have",
     ("drift/artifacts.py", ".json"): "the kinds of index artifact `artifacts diff` compares",
     ("commands/run.py", "SCENARIO.yaml"): "a metavar in --help",
+    ("commands/bisect.py", "SCENARIO.yaml"): "a metavar in --help",
+    ("bisect/versions.py", "index.html"): "a package index's page (PEP 503) in a file:// folder",
     ("corpus/cache.py", ".jsonl"): "the corpus cache (outside run folders)",
     ("corpus/cache.py", ".json"): "the corpus cache (outside run folders)",
     ("runner/preflight.py", ".json"): "a temporary file handed to the probe",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.bisect import render, search, steps
 from memharness.bisect.envs import EnvCache, Target, default_root
 from memharness.bisect.state import State
@@ -185,7 +186,7 @@ class Bisect:
                                "last_good": out.last_good, "conclusion": render.conclusion(self.data, out),
                                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         self.state.save()
-        (self.state.folder / "bisect.md").write_text(text + "\n", encoding="utf-8")
+        (self.state.folder / names.BISECT_TABLE).write_text(text + "\n", encoding="utf-8")
         self.say("")
         self.say(text)
         return EXIT_FOUND if out.kind == "found" else EXIT_NOT_FOUND
@@ -213,7 +214,7 @@ class Bisect:
         self.data["running"] = {"index": i, "label": label}
         self.state.save()
         scenario_file = steps.write_scenario(folder, label, self.data["derived"], python)
-        log = folder / "logs" / f"{label}.log"
+        log = folder / names.BISECT_LOGS / names.log_file(label)
         self.say(f"    running {self.data['cell']['pipeline']}@{self.data['cell']['size']} x{self.data['repeats']}"
                  + (f" (resuming {resume})" if resume else "") + f"; log: {log}")
         t0 = time.perf_counter()

@@ -27,12 +27,11 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from memharness import names
 from memharness.bisect import installer
 from memharness.bisect.base import PTH_NAME, Base, canonical, clean_env, pth_text
 from memharness.bisect.versions import Index, label
 from memharness.core.atomic import read_json, write_json
-
-ENV_FILE = "env.json"
 
 # Run in a new layer: is the asked version the one imported, and do its top-level modules import from the layer?
 _CHECK = r"""
@@ -129,7 +128,7 @@ class EnvCache:
     def healthy(self, target: Target) -> EnvResult | None:
         """The cached environment of `target`, or None when it must be built."""
         path = self.path(target)
-        info = read_json(path / ENV_FILE, None) if (path / ENV_FILE).exists() else None
+        info = read_json(path / names.ENV_SPEC, None) if (path / names.ENV_SPEC).exists() else None
         if not isinstance(info, dict) or info.get("status") != "ok":
             return None
         python = path / "venv" / "bin" / "python"
@@ -155,8 +154,8 @@ class EnvCache:
         return result
 
     def _build(self, target: Target, path: Path) -> EnvResult:
-        write_json(self.root / "base.json", self.base.to_dict())
-        for stale in ("venv", ENV_FILE):
+        write_json(self.root / names.ENV_BASE, self.base.to_dict())
+        for stale in ("venv", names.ENV_SPEC):
             p = path / stale
             if p.is_dir():
                 shutil.rmtree(p)
@@ -168,7 +167,7 @@ class EnvCache:
         t0 = time.perf_counter()
         try:
             src = self._source(target, path) if target.rev else None
-            pins = path / "constraints.txt"
+            pins = path / names.ENV_PINS
             pins.write_text(self.base.pins(self.unpinned | {canonical(target.package)}), encoding="utf-8")
             spec = ["-e", str(src)] if src else [f"{target.package}=={target.version}"]
             planned = installer.plan(self.uv, self.base.python, str(pins), target.package, spec,
@@ -180,15 +179,15 @@ class EnvCache:
         except installer.InstallFailed as exc:
             result.error = str(exc)
             shutil.rmtree(path / "venv", ignore_errors=True)
-            (path / "build.log").write_text("\n".join(log) + "\n", encoding="utf-8")
+            (path / names.ENV_BUILD_LOG).write_text("\n".join(log) + "\n", encoding="utf-8")
             return result
         except subprocess.TimeoutExpired as exc:
             result.error = f"timed out after {exc.timeout:.0f} s: {' '.join(map(str, exc.cmd))[:200]}"
             shutil.rmtree(path / "venv", ignore_errors=True)
             return result
-        (path / "build.log").write_text("\n".join(log) + "\n", encoding="utf-8")
+        (path / names.ENV_BUILD_LOG).write_text("\n".join(log) + "\n", encoding="utf-8")
         result.python, result.installed = python, [p.spec if not p.editable else f"-e {p.spec}" for p in planned]
-        write_json(path / ENV_FILE, {
+        write_json(path / names.ENV_SPEC, {
             "status": "ok", "package": target.package, "version": target.version, "installed_version": version,
             "rev": target.rev, "repo": target.repo, "installed": result.installed, "uv": installer.uv_version(self.uv),
             "base": self.base.to_dict(), "build_seconds": round(time.perf_counter() - t0, 3),
@@ -235,6 +234,6 @@ class EnvCache:
 
 
 def default_root() -> Path:
-    from memharness.runner.preflight import cache_dir
+    from memharness.core.launch import cache_dir
 
     return cache_dir() / "bisect-envs"

@@ -18,11 +18,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from memharness import names
 from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
 
-STATE_FILE = "bisect.json"
-LOCK_FILE = "bisect.lock"
+STATE_FILE = names.BISECT_STATE
+LOCK_FILE = names.BISECT_LOCK
 FORMAT = 1
 
 

@@ -25,8 +25,9 @@ from typing import Any
 
 import yaml
 
+from memharness import names
 from memharness.bisect.search import BAD, GOOD, SKIP
-from memharness.core.atomic import read_json, write_text
+from memharness.core.atomic import write_text
 from memharness.errors import MemharnessError
 
 MEMORY_CAUSES = ("max_rss", "oom_kill")  # a failed cell killed by memory is a regression, not a skip
@@ -85,7 +86,7 @@ def base_python(derived: dict[str, Any]) -> str:
 def write_scenario(bisect_dir: Path, label: str, derived: dict[str, Any], python: str) -> Path:
     spec = dict(derived)
     spec["pipelines"] = [dict(derived["pipelines"][0], python=python)]
-    spec["output"] = str(bisect_dir / "runs" / label)
+    spec["output"] = str(bisect_dir / names.BISECT_RUNS / label)
     path = bisect_dir / "scenarios" / f"{label}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, yaml.safe_dump(spec, sort_keys=False))
@@ -94,8 +95,8 @@ def write_scenario(bisect_dir: Path, label: str, derived: dict[str, Any], python
 
 def find_run(bisect_dir: Path, label: str, scenario_name: str) -> Path | None:
     """The newest run folder of a version's step."""
-    folder = bisect_dir / "runs" / label / scenario_name
-    runs = sorted((p for p in folder.glob("*") if (p / "manifest.json").exists()), key=lambda p: p.stat().st_mtime)
+    folder = bisect_dir / names.BISECT_RUNS / label / scenario_name
+    runs = sorted((p for p in folder.glob("*") if (p / names.MANIFEST).exists()), key=lambda p: p.stat().st_mtime)
     return runs[-1] if runs else None
 
 
@@ -162,16 +163,10 @@ class Judgement:
 
 
 def _cell_failures(run_dir: Path) -> list[dict[str, Any]]:
-    from memharness.results import read_manifest
+    from memharness.results import Run
 
-    cells = read_manifest(run_dir)["cells"]
-    out = []
-    for c in cells:
-        if c.get("status") != "done":
-            status = read_json(run_dir / c.get("dir", f"cells/{c['id']}") / "status.json", {}) or {}
-            out.append({"id": c["id"], "status": c.get("status"), "cause": c.get("cause"),
-                        "message": status.get("message", "")})
-    return out
+    return [{"id": c.id, "status": c.status, "cause": c.cause, "message": c.status_json.get("message", "")}
+            for c in Run.open(run_dir).cells if c.status != "done"]
 
 
 def _median(values: list[float]) -> float | None:
@@ -183,7 +178,7 @@ def _median(values: list[float]) -> float | None:
 def judge(good_run: Path, step_run: Path, metric: str, rule) -> Judgement:
     """The step's verdict against the good end's run, with compare's rule."""
     from memharness.compare import compare
-    from memharness.report.aggregate import TREE
+    from memharness.results.figures import TREE
 
     failures = _cell_failures(step_run)
     result = compare(str(good_run), str(step_run), metric=metric, rule=rule)
