@@ -17,7 +17,10 @@ MiB = 1 << 20
 THRESHOLD = 0.10
 THRESHOLD_TEXT = "10%"
 FLOOR_MIB = 64.0
+FLOOR_SHARE = 0.02  # ... or this share of the cell's process-tree peak (BASE), whichever is larger
+FLOOR_SHARE_TEXT = "2%"
 ALPHA = 0.05
+MIN_REPEATS = 3  # fewer repeats on a side: no significance test, the verdict says so
 
 
 @dataclass(frozen=True)
@@ -45,8 +48,7 @@ METRICS: tuple[Metric, ...] = (
 )
 BY_NAME = {m.name: m for m in METRICS}
 NAMES = tuple(BY_NAME)
-CLI_DEFAULT = "own"  # `memharness compare --metric`
-PYTEST_DEFAULT = "peak_over_start"  # `pytest --memharness-metric`
+CLI_DEFAULT = "own"  # `memharness compare --metric` and `pytest --memharness-metric`
 
 
 def get(name: str) -> Metric:

@@ -16,8 +16,33 @@ import pytest
 from memharness.names import MANIFEST
 
 MiB = float(1 << 20)
-MARKER_KEYS = ("targets", "peak", "increment", "tree_peak", "gpu_peak", "follow_children", "sample_interval")
+FUNCTION_LIMITS = ("own", "peak", "peak_over_start", "increment", "final", "gpu_own", "gpu_peak")  # metrics.py names
+TREE_LIMITS = ("tree_peak", "tree_peak_over_start")
+MARKER_KEYS = ("targets", *FUNCTION_LIMITS, *TREE_LIMITS, "follow_children", "sample_interval")
+WHAT = {"own": "peak over its entry RSS", "peak_over_start": "peak over its entry RSS", "peak": "peak RSS",
+        "increment": "RSS increment", "final": "RSS at its last exit",
+        "gpu_own": "GPU peak over entry (torch allocated)", "gpu_peak": "GPU peak allocated (torch)"}
 PROPERTY = "memharness"
+
+
+def test_key(item: pytest.Item) -> str:
+    """A test's name for its run folder, the same whatever pytest chose as rootdir (an option value taken for a
+    path can move it): the test file relative to the folder pytest was started in, then the test's name."""
+    invoked = Path(item.config.invocation_params.dir)
+    try:
+        where = Path(item.path).resolve().relative_to(invoked.resolve()).as_posix()
+    except ValueError:
+        where = Path(item.path).name
+    return f"{where}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else where
+
+
+def option_path(config: pytest.Config, name: str) -> Path | None:
+    """A folder option (`--memharness-report`, `--memharness-baseline`) resolved from where pytest was started."""
+    value = config.getoption(name)
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
 
 
 def folder_name(nodeid: str) -> str:
@@ -31,11 +56,14 @@ def _mib(n: float) -> str:
 
 @dataclass
 class MarkSpec:
+    """The marker's limits, named as `memharness compare --metric` names figures (`memharness/metrics.py`):
+    `own={fn: size}` / `peak_over_start=` the rise over the call's entry, `peak=` the absolute peak RSS,
+    `increment=`, `final=`, `gpu_own=`, `gpu_peak=`; `tree_peak=` the whole tree's absolute peak and
+    `tree_peak_over_start=` its rise above the test's start."""
+
     targets: list[str]
-    peak: dict[str, int] = field(default_factory=dict)
-    increment: dict[str, int] = field(default_factory=dict)
-    gpu_peak: dict[str, int] = field(default_factory=dict)
-    tree_peak: int | None = None
+    limits: dict[str, dict[str, int]] = field(default_factory=dict)  # metric -> function -> bytes
+    tree: dict[str, int] = field(default_factory=dict)  # tree_peak / tree_peak_over_start -> bytes
     follow_children: bool = True
     sample_interval: Any = None
 
@@ -45,7 +73,7 @@ class MarkSpec:
         from memharness.scenario.units import parse_memory
 
         if marker.args:
-            raise ValueError("takes keyword arguments only (targets=[...], peak={...}, ...)")
+            raise ValueError("takes keyword arguments only (targets=[...], own={...}, ...)")
         unknown = sorted(set(marker.kwargs) - set(MARKER_KEYS))
         if unknown:
             raise ValueError(f"unknown argument(s) {', '.join(unknown)}; known: {', '.join(MARKER_KEYS)}")
@@ -65,15 +93,16 @@ class MarkSpec:
                     raise ValueError(f"{key}[{fn!r}]: {exc}") from None
             return out
 
-        spec = cls(targets, limits("peak"), limits("increment"), limits("gpu_peak"))
-        if kw.get("tree_peak") is not None:
-            try:
-                spec.tree_peak = parse_memory(kw["tree_peak"])
-            except ValueError as exc:
-                raise ValueError(f"tree_peak: {exc}") from None
+        spec = cls(targets, {k: v for k in FUNCTION_LIMITS if (v := limits(k))})
+        for key in TREE_LIMITS:
+            if kw.get(key) is not None:
+                try:
+                    spec.tree[key] = parse_memory(kw[key])
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc}") from None
         spec.follow_children = bool(kw.get("follow_children", True))
         spec.sample_interval = kw.get("sample_interval")
-        for fn in list(spec.peak) + list(spec.increment) + list(spec.gpu_peak):
+        for fn in (fn for fns in spec.limits.values() for fn in fns):
             if fn not in spec.targets:
                 spec.targets.append(fn)
         return spec
@@ -85,39 +114,41 @@ def check_limits(spec: MarkSpec, figures: dict[str, dict[str, float]], test: str
 
     `root_peak`: the test process's exact peak RSS over the test (its high-water mark); the tree's sampled
     peak is raised to it, so a spike of the test process between two samples still counts."""
+    from memharness import metrics
     from memharness.results.figures import TREE
 
     failures: list[str] = []
     warnings: list[str] = []
-    for key, metric, what in (("peak", "peak_over_start", "peak over its entry RSS"),
-                              ("increment", "increment", "RSS increment"),
-                              ("gpu_peak", "gpu_peak", "GPU peak allocated")):
-        for fn, limit in getattr(spec, key).items():
+    for key, fns in spec.limits.items():
+        figure, what = metrics.get(key).function_figure, WHAT[key]
+        for fn, limit in fns.items():
             fig = figures.get(fn)
             if not fig:
                 failures.append(f"{test}: {fn} was never called, so {key}={{{fn!r}: {_mib(limit)}}} cannot be "
                                 f"checked")
                 continue
-            if metric not in fig:
+            if figure not in fig:
                 warnings.append(f"{test}: {fn}: no {what} recorded (no CUDA device seen); {key} not checked")
                 continue
-            value = fig[metric]
+            value = fig[figure]
             if value > limit:
                 calls = int(fig.get("calls", 0))
                 failures.append(f"{test}: {fn}: {what} {_mib(value)} exceeds the limit {key}={_mib(limit)} "
-                                f"(absolute peak RSS {_mib(fig.get('peak', 0))}, {calls} call"
-                                f"{'s' if calls != 1 else ''})")
-    if spec.tree_peak is not None:
+                                f"(peak RSS {_mib(fig.get('peak', 0))}, peak over entry "
+                                f"{_mib(fig.get('peak_over_start', 0))}, {calls} call{'s' if calls != 1 else ''})")
+    if spec.tree:
         tree = figures.get(TREE)
         if not tree:
-            failures.append(f"{test}: tree_peak needs the timeline sampler, which did not run")
-        else:
-            peak = max(tree["peak"], root_peak or 0)
-            rise = peak - tree["start"]
-            if rise > spec.tree_peak:
-                failures.append(f"{test}: process tree: peak {_mib(rise)} above its RSS at the test's start "
-                                f"exceeds the limit tree_peak={_mib(spec.tree_peak)} (absolute peak {_mib(peak)}, "
-                                f"all processes of the test summed)")
+            failures.append(f"{test}: tree limits need the timeline sampler, which did not run")
+            return failures, warnings
+        peak = max(tree["peak"], root_peak or 0)
+        for key, limit in spec.tree.items():
+            value = peak if key == "tree_peak" else peak - tree["start"]
+            what = "peak" if key == "tree_peak" else "peak above its RSS at the test's start"
+            if value > limit:
+                failures.append(f"{test}: process tree: {what} {_mib(value)} exceeds the limit {key}={_mib(limit)} "
+                                f"(absolute peak {_mib(peak)}, {_mib(tree['start'])} at the test's start, all "
+                                "processes of the test summed)")
     return failures, warnings
 
 
@@ -127,9 +158,10 @@ def check_options(config: pytest.Config) -> None:
     from memharness.metrics import NAMES as METRICS
 
     try:
-        parse_threshold(config.getoption("--memharness-threshold"))
+        parse_threshold(config.getoption("--memharness-threshold"), "--memharness-threshold")
+        parse_threshold(config.getoption("--memharness-floor-share"), "--memharness-floor-share")
     except ValueError as exc:
-        raise pytest.UsageError(str(exc).replace("--threshold", "--memharness-threshold")) from None
+        raise pytest.UsageError(str(exc)) from None
     if config.getoption("--memharness-metric") not in METRICS:
         raise pytest.UsageError(f"--memharness-metric: choose one of {', '.join(METRICS)}")
     if config.getoption("--memharness-min-mib") < 0:
@@ -153,7 +185,8 @@ def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> lis
 
     metric = config.getoption("--memharness-metric")
     rule = Rule(threshold=parse_threshold(config.getoption("--memharness-threshold")),
-                min_bytes=config.getoption("--memharness-min-mib") * MiB)
+                min_bytes=config.getoption("--memharness-min-mib") * MiB,
+                floor_share=parse_threshold(config.getoption("--memharness-floor-share")))
     try:
         result = compare(str(base), str(current), metric, rule)
     except CompareError as exc:
@@ -163,9 +196,9 @@ def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> lis
         if r.verdict == REGRESSED and r.decision is not None:
             d = r.decision
             ratio = f", x{d.ratio:.2f}" if d.ratio else ""
-            lines.append(f"{test}: {r.target}: {metric} {_mib(d.old)} -> {_mib(d.new)} (+{_mib(d.delta)}{ratio}) "
-                         f"regressed against the baseline {base} (threshold {rule.threshold:.0%}, floor "
-                         f"{_mib(rule.min_bytes)})")
+            lines.append(f"{test}: {r.target}: {metric} ({r.judged_on}) {_mib(d.old)} -> {_mib(d.new)} "
+                         f"(+{_mib(d.delta)}{ratio}) regressed against the baseline {base} (threshold "
+                         f"{rule.threshold:.0%}, floor {r.floor_source or _mib(rule.min_bytes)})")
     for c in result.failed_cells:
         lines.append(f"{test}: {FAILED} where the baseline passed: {c.detail}")
     return lines
@@ -197,7 +230,7 @@ def measure(item: pytest.Item, marker: pytest.Mark):
         spec = MarkSpec.parse(marker)
         interval = spec.sample_interval or config.getoption("--memharness-interval")
         prof = Profile(spec.targets, sample_interval=interval, follow_children=spec.follow_children,
-                       label=folder_name(item.name), name=folder_name(test))
+                       label=folder_name(item.name), name=folder_name(test_key(item)))
         prof.start()
     except (ValueError, TargetError) as exc:
         problem = str(exc)
@@ -207,23 +240,24 @@ def measure(item: pytest.Item, marker: pytest.Mark):
         result = yield
     except BaseException as exc:
         prof.stop(exc)
-        _keep(config, prof, test)
+        _keep(config, prof, item)
         raise
     prof.stop()
     figures = prof.figures()
     root_peak = prof.block_peak()
     failures, warnings = check_limits(spec, figures, test, root_peak)
-    saved = _keep(config, prof, test)
-    baseline = config.getoption("--memharness-baseline")
+    saved = _keep(config, prof, item)
+    baseline = option_path(config, "--memharness-baseline")
     if baseline is not None:
-        base = Path(baseline) / folder_name(test)
+        base = baseline / folder_name(test_key(item))
         if not (base / MANIFEST).exists():
-            warnings.append(f"{test}: no baseline run folder {base}; not compared")
+            missing = f"{test}: no baseline run folder {base}; not compared"
+            (failures if config.getoption("--memharness-baseline-missing") == "fail" else warnings).append(missing)
         else:
             tmp = None
             if saved is None:
                 tmp = Path(tempfile.mkdtemp(prefix="memharness-pytest-"))
-                saved = _save(prof, tmp / folder_name(test), fingerprint=False)  # only its rows are read
+                saved = _save(prof, tmp / folder_name(test_key(item)), fingerprint=False)  # only its rows are read
             try:
                 failures += _compare(config, base, saved, test)
             finally:
@@ -232,15 +266,15 @@ def measure(item: pytest.Item, marker: pytest.Mark):
     item.user_properties.append((PROPERTY, _summary(figures, root_peak) + (" -- FAILED" if failures else "")))
     for w in warnings:
         item.warn(pytest.PytestWarning(w))
-    if failures:
-        pytest.fail("memharness:\n" + "\n".join(failures), pytrace=False)
+    if failures:  # the first reason on the first line: what -q's short summary shows
+        pytest.fail(f"memharness: {failures[0]}" + "".join(f"\n{f}" for f in failures[1:]), pytrace=False)
     return result
 
 
-def _keep(config: pytest.Config, prof, test: str) -> Path | None:
-    out = config.getoption("--memharness-report")
+def _keep(config: pytest.Config, prof, item: pytest.Item) -> Path | None:
+    out = option_path(config, "--memharness-report")
     if out is None:
         return None
-    return _save(prof, Path(out) / folder_name(test))
+    return _save(prof, out / folder_name(test_key(item)))
 
 

@@ -49,12 +49,12 @@ import memharness
 import mhwork
 
 
-@pytest.mark.memharness(targets=["mhwork.allocate"], peak={"mhwork.allocate": "200MiB"})
+@pytest.mark.memharness(targets=["mhwork.allocate"], own={"mhwork.allocate": "200MiB"})
 def test_over_limit():
     mhwork.allocate(300)
 
 
-@pytest.mark.memharness(peak={"mhwork.allocate": "400MiB"}, increment={"mhwork.allocate": "16MiB"})
+@pytest.mark.memharness(own={"mhwork.allocate": "400MiB"}, increment={"mhwork.allocate": "16MiB"})
 def test_under_limit():
     mhwork.allocate(300)
 
@@ -73,12 +73,12 @@ def _child(limit):
     assert p.exitcode == 0
 
 
-@pytest.mark.memharness(tree_peak="200MiB")
+@pytest.mark.memharness(tree_peak_over_start="200MiB")
 def test_spawned_child_over_tree_limit():
     _child("200MiB")
 
 
-@pytest.mark.memharness(tree_peak="2GiB")
+@pytest.mark.memharness(tree_peak_over_start="2GiB")
 def test_spawned_child_under_tree_limit():
     _child("2GiB")
 
@@ -104,10 +104,10 @@ def test_build():
 '''
 
 OVER = re.compile(r"test_over_limit: mhwork\.allocate: peak over its entry RSS ([\d.]+) MiB exceeds the limit "
-                  r"peak=200\.0 MiB")
-TREE = re.compile(r"test_spawned_child_over_tree_limit: process tree: peak ([\d.]+) MiB above its RSS at the "
-                  r"test's start exceeds the limit tree_peak=200\.0 MiB")
-REGRESSION = re.compile(r"test_build: mhwork\.allocate_kept: peak_over_start ([\d.]+) MiB -> ([\d.]+) MiB "
+                  r"own=200\.0 MiB")
+TREE = re.compile(r"test_spawned_child_over_tree_limit: process tree: peak above its RSS at the test's start "
+                  r"([\d.]+) MiB exceeds the limit tree_peak_over_start=200\.0 MiB")
+REGRESSION = re.compile(r"test_build: mhwork\.allocate_kept: own \(peak_over_start\) ([\d.]+) MiB -> ([\d.]+) MiB "
                         r"\(\+([\d.]+) MiB, x[\d.]+\) regressed against the baseline")
 
 
@@ -200,34 +200,43 @@ def _mark(**kwargs) -> pytest.Mark:
 
 
 def test_marker_parsing_and_limit_messages() -> None:
+    """The marker's limits carry the names and meanings of `memharness compare --metric` (metrics.py)."""
     from memharness.pytest_limits import MarkSpec, check_limits, folder_name
 
-    spec = MarkSpec.parse(_mark(targets=["a.f"], peak={"b.g": "1.5GiB"}, increment={"a.f": "200MiB"},
-                                tree_peak="4GiB"))
+    spec = MarkSpec.parse(_mark(targets=["a.f"], own={"b.g": "1.5GiB"}, increment={"a.f": "200MiB"},
+                                tree_peak_over_start="4GiB"))
     assert spec.targets == ["a.f", "b.g"]  # limit keys are wrapped too
-    assert spec.peak == {"b.g": 1536 * MiB} and spec.increment == {"a.f": 200 * MiB} and spec.tree_peak == 4096 * MiB
-    for bad, message in (({"peak": {"a.f": "lots"}}, "peak['a.f']: invalid memory"),
+    assert spec.limits == {"own": {"b.g": 1536 * MiB}, "increment": {"a.f": 200 * MiB}}
+    assert spec.tree == {"tree_peak_over_start": 4096 * MiB}
+    for bad, message in (({"own": {"a.f": "lots"}}, "own['a.f']: invalid memory"),
                          ({"peak": ["a.f"]}, "peak= must be a dict"),
                          ({"tree_peek": "1GiB"}, "unknown argument(s) tree_peek")):
         with pytest.raises(ValueError, match=re.escape(message)):
             MarkSpec.parse(_mark(**bad))
     figures = {"a.f": {"peak": 900 * MiB, "peak_over_start": 250 * MiB, "increment": 10 * MiB, "calls": 2},
                "(process tree)": {"start": 800 * MiB, "peak": 5000 * MiB, "peak_over_start": 4200 * MiB}}
-    spec = MarkSpec.parse(_mark(peak={"a.f": "200MiB", "c.h": "1GiB"}, increment={"a.f": "16MiB"},
-                                gpu_peak={"a.f": "1GiB"}, tree_peak="4GiB"))
+    spec = MarkSpec.parse(_mark(own={"a.f": "200MiB", "c.h": "1GiB"}, peak={"a.f": "1GiB"},
+                                increment={"a.f": "16MiB"}, gpu_peak={"a.f": "1GiB"}, tree_peak_over_start="4GiB",
+                                tree_peak="6GiB"))
     failures, warnings = check_limits(spec, figures, "t::x")
     assert failures == [
-        "t::x: a.f: peak over its entry RSS 250.0 MiB exceeds the limit peak=200.0 MiB "
-        "(absolute peak RSS 900.0 MiB, 2 calls)",
-        "t::x: c.h was never called, so peak={'c.h': 1024.0 MiB} cannot be checked",
-        "t::x: process tree: peak 4200.0 MiB above its RSS at the test's start exceeds the limit "
-        "tree_peak=4096.0 MiB (absolute peak 5000.0 MiB, all processes of the test summed)",
-    ]
-    assert warnings == ["t::x: a.f: no GPU peak allocated recorded (no CUDA device seen); gpu_peak not checked"]
+        "t::x: a.f: peak over its entry RSS 250.0 MiB exceeds the limit own=200.0 MiB "
+        "(peak RSS 900.0 MiB, peak over entry 250.0 MiB, 2 calls)",
+        "t::x: c.h was never called, so own={'c.h': 1024.0 MiB} cannot be checked",
+        "t::x: process tree: peak above its RSS at the test's start 4200.0 MiB exceeds the limit "
+        "tree_peak_over_start=4096.0 MiB (absolute peak 5000.0 MiB, 800.0 MiB at the test's start, all processes "
+        "of the test summed)",
+    ]  # peak= is absolute, as the report's Peak: 900 MiB is under 1 GiB
+    assert warnings == ["t::x: a.f: no GPU peak allocated (torch) recorded (no CUDA device seen); gpu_peak not "
+                        "checked"]
+    absolute = MarkSpec.parse(_mark(peak={"a.f": "800MiB"}, tree_peak="4GiB"))
+    lines, _ = check_limits(absolute, figures, "t::z")
+    assert lines[0].startswith("t::z: a.f: peak RSS 900.0 MiB exceeds the limit peak=800.0 MiB")
+    assert lines[1].startswith("t::z: process tree: peak 5000.0 MiB exceeds the limit tree_peak=4096.0 MiB")
     # a spike of the test process between two samples: its exact peak raises the sampled tree peak
-    tree_only = MarkSpec.parse(_mark(tree_peak="300MiB"))
+    tree_only = MarkSpec.parse(_mark(tree_peak_over_start="300MiB"))
     short = {"(process tree)": {"start": 100 * MiB, "peak": 150 * MiB, "peak_over_start": 50 * MiB}}
     assert check_limits(tree_only, short, "t::y") == ([], [])
     (line,), _ = check_limits(tree_only, short, "t::y", root_peak=500 * MiB)
-    assert "peak 400.0 MiB above its RSS at the test's start exceeds the limit tree_peak=300.0 MiB" in line
+    assert "peak above its RSS at the test's start 400.0 MiB exceeds the limit tree_peak_over_start=300.0" in line
     assert folder_name("tests/test_x.py::test_y[a-1]") == "tests_test_x.py__test_y_a-1_"

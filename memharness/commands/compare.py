@@ -16,22 +16,23 @@ THRESHOLD_HELP = "relative change of the median that can count: 10% or 0.1"
 RUNS_HELP = "two run folders (or RUN_DIR:variant); only CURRENT with --baseline"
 BASELINE_HELP = "compare CURRENT against the baseline recorded for its scenario"
 BASELINE_NAME_HELP = "baseline name to use instead of CURRENT's scenario"
-MIN_MIB_HELP = "absolute floor in MiB, used with fewer than 3 repeats (see docs/compare.md)"
+MIN_MIB_HELP = "absolute floor in MiB (the floor is the larger of this and --floor-share; docs/compare.md)"
+FLOOR_SHARE_HELP = "the floor as a share of the cell's BASE process-tree peak: 2% or 0.02"
 METRIC_HELP = metrics.cli_help()
 ALPHA_HELP = "significance level of the Mann-Whitney U test"
 
 
-def parse_threshold(text: str) -> float:
+def parse_threshold(text: str, flag: str = "--threshold") -> float:
     """'10%' -> 0.10, '0.1' -> 0.1; a bare number above 1 is refused as ambiguous."""
     raw = text.strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
-        raise ValueError(f"--threshold {text!r}: expected a percentage (10%) or a fraction (0.1)") from None
+        raise ValueError(f"{flag} {text!r}: expected a percentage (10%) or a fraction (0.1)") from None
     if not raw.endswith("%") and value > 1:
-        raise ValueError(f"--threshold {text!r}: a bare number is a fraction (0.1); write {raw}% for percent")
+        raise ValueError(f"{flag} {text!r}: a bare number is a fraction (0.1); write {raw}% for percent")
     if not 0 <= value:
-        raise ValueError(f"--threshold {text!r}: must not be negative")
+        raise ValueError(f"{flag} {text!r}: must not be negative")
     return value
 
 
@@ -42,6 +43,7 @@ def compare(
     store: Annotated[Path, typer.Option("--store", help="baseline store file")] = BASELINE_STORE,
     threshold: Annotated[str, typer.Option("--threshold", help=THRESHOLD_HELP)] = metrics.THRESHOLD_TEXT,
     min_mib: Annotated[float, typer.Option("--min-mib", help=MIN_MIB_HELP)] = metrics.FLOOR_MIB,
+    floor_share: Annotated[str, typer.Option("--floor-share", help=FLOOR_SHARE_HELP)] = metrics.FLOOR_SHARE_TEXT,
     metric: Annotated[str, typer.Option("--metric", help=METRIC_HELP)] = metrics.CLI_DEFAULT,
     fmt: Annotated[str, typer.Option("--format", help="md | json")] = "md",
     alpha: Annotated[float, typer.Option("--alpha", help=ALPHA_HELP)] = metrics.ALPHA,
@@ -63,7 +65,8 @@ def compare(
     if not 0 < alpha < 1:
         raise MemharnessError("--alpha must lie between 0 and 1")
     try:
-        rule = Rule(threshold=parse_threshold(threshold), min_bytes=min_mib * 2**20, alpha=alpha)
+        share = parse_threshold(floor_share, "--floor-share")
+        rule = Rule(threshold=parse_threshold(threshold), min_bytes=min_mib * 2**20, alpha=alpha, floor_share=share)
     except ValueError as exc:
         raise MemharnessError(str(exc)) from None
     if baseline:

@@ -7,7 +7,7 @@ those two pipelines are matched whatever their names.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memharness import metrics as metrics_table
@@ -44,6 +44,9 @@ class RowResult:
     entry_current: float | None = None
     inherits_from: str | None = None  # verdict INHERITED: the called function whose change this is
     inherited_direction: str | None = None  # REGRESSED or IMPROVED, the callee's verdict
+    floor: float | None = None  # the absolute floor this cell's rows were judged with (bytes)
+    floor_source: str = ""  # which one applied: "--min-mib 64" or "2% of the ... MiB process-tree peak"
+    note: str = ""  # why a change of the figure is not counted (e.g. its entry level fell as much)
 
     def to_dict(self) -> dict[str, Any]:
         d = self.decision
@@ -58,6 +61,7 @@ class RowResult:
             "exceeds_threshold": d.exceeds_threshold if d else None,
             "repeats_base": len(self.values_base), "repeats_current": len(self.values_current),
             "values_base": self.values_base, "values_current": self.values_current,
+            "floor": self.floor, "floor_source": self.floor_source, "note": self.note,
         }
 
 
@@ -150,20 +154,26 @@ def _gpu_own(levels: list[CellLevels], target: str) -> list[float]:
 
 
 def _mark_inherited(rows: list[RowResult], descendants: dict[str, set[str]], rule: Rule) -> None:
-    """A caller whose change a changed callee explains is marked INHERITED, not counted itself."""
+    """A caller whose change a changed callee explains is marked INHERITED, naming the innermost function the
+    change comes from, not counted itself. Callers are taken innermost first (fewest wrapped descendants),
+    callees by the size of their change then by name: the same verdict whatever the hash seed."""
     changed = {r.target: r for r in rows if r.verdict in (REGRESSED, IMPROVED) and r.decision}
-    for r in rows:
-        if r.target == TREE or r.target not in changed or r.decision is None:
+    for r in sorted(changed.values(), key=lambda r: (len(descendants.get(r.target, ())), r.target)):
+        if r.target == TREE:
             continue
         own = r.decision
-        for callee in sorted(descendants.get(r.target, ()), key=lambda t: -abs(changed[t].decision.delta)
-                             if t in changed and changed[t].decision else 0):
+        floor = r.floor if r.floor is not None else rule.min_bytes
+        for callee in sorted(descendants.get(r.target, ()),
+                             key=lambda t: (-abs(changed[t].decision.delta) if t in changed else 0.0, t)):
             c = changed.get(callee)
-            if c is None or c.verdict != r.verdict or c.decision is None:
+            direction = c.inherited_direction if c is not None and c.verdict == INHERITED else \
+                (c.verdict if c is not None else None)
+            if c is None or direction != r.verdict or c.decision is None:
                 continue
             rest = own.delta - c.decision.delta
-            if abs(rest) <= max(rule.threshold * abs(own.old), rule.min_bytes):
-                r.inherited_direction, r.verdict, r.inherits_from = r.verdict, INHERITED, callee
+            if abs(rest) <= max(rule.threshold * abs(own.old), floor):
+                r.inherited_direction, r.verdict = r.verdict, INHERITED
+                r.inherits_from = c.inherits_from if c.verdict == INHERITED else callee
                 break
 
 
@@ -184,9 +194,25 @@ def _one_sided_cells(result: Result, pmap: dict[str, str], b_cells: dict, c_cell
             result.only_current_cells.append(CellRef(pipe, size, _status_summary(cells)))
 
 
+def _offset_by_entry(row: RowResult, brow: Row, crow: Row, rule: Rule) -> None:
+    """A function whose own part rose while the level at its entry fell as much did not need more memory: its
+    absolute peak did not move beyond the rule. Such a row is unchanged, with a note."""
+    if row.verdict != REGRESSED or row.judged_on != "peak_over_start" or row.decision is None:
+        return
+    bp, cp = brow.metrics.get("peak"), crow.metrics.get("peak")
+    if bp is None or cp is None:
+        return
+    absolute = decide(bp.values, cp.values, rule)
+    if absolute.verdict != REGRESSED:
+        entry = (row.entry_current or 0) - (row.entry_base or 0)
+        row.verdict = UNCHANGED
+        row.note = (f"own peak {row.decision.delta / MiB:+.1f} MiB, but the level at its entry moved "
+                    f"{entry / MiB:+.1f} MiB: its absolute peak moved {absolute.delta / MiB:+.1f} MiB, within the rule")
+
+
 def _judge_row(target: str, metric: str, brow: dict[str, Row], crow: dict[str, Row], b_levels: list[CellLevels],
                c_levels: list[CellLevels], rule: Rule, cell: tuple[str, str, int]) -> RowResult:
-    """One function's (or the tree's) verdict in one matched cell."""
+    """One function's (or the tree's) verdict in one matched cell (`rule` holds the cell's floor)."""
     judged = judged_metric(metric, target)
     if judged == "gpu_own":
         bv, cv = _gpu_own(b_levels, target), _gpu_own(c_levels, target)
@@ -199,7 +225,10 @@ def _judge_row(target: str, metric: str, brow: dict[str, Row], crow: dict[str, R
     if not bv or not cv:
         return RowResult(*cell, target, NA, None, bv, cv, judged, *entries)
     d = decide(bv, cv, rule)
-    return RowResult(*cell, target, d.verdict, d, bv, cv, judged, *entries)
+    row = RowResult(*cell, target, d.verdict, d, bv, cv, judged, *entries)
+    if target != TREE:
+        _offset_by_entry(row, brow[target], crow[target], rule)
+    return row
 
 
 def _compare_cell(result: Result, base: Side, current: Side, pipe: str, cpipe: str, size: int,
@@ -220,8 +249,11 @@ def _compare_cell(result: Result, base: Side, current: Side, pipe: str, cpipe: s
     for lv in b_levels + c_levels:
         for t, ds in lv.descendants.items():
             descendants.setdefault(t, set()).update(ds)
-    for kind in (HOST, GPU):
-        result.shifts += find_shifts(b_levels, c_levels, result.rule, kind, pipe, cpipe, size)
+    tree = brow.get(TREE)
+    floor, source = result.rule.floor_for(tree.metrics["peak"].median if tree and "peak" in tree.metrics else None)
+    rule = replace(result.rule, min_bytes=floor)
+    for kind in (GPU,) if metrics_table.get(result.metric).resource == "gpu" else (HOST,):
+        result.shifts += find_shifts(b_levels, c_levels, rule, kind, pipe, cpipe, size)
     cell_rows: list[RowResult] = []
     for target in sorted(set(brow) | set(crow), key=_row_sort_key):
         if target not in crow:
@@ -229,9 +261,10 @@ def _compare_cell(result: Result, base: Side, current: Side, pipe: str, cpipe: s
         elif target not in brow:
             result.only_current_functions.append((cpipe, size, target))
         else:
-            cell_rows.append(_judge_row(target, result.metric, brow, crow, b_levels, c_levels, result.rule,
-                                        (pipe, cpipe, size)))
-    _mark_inherited(cell_rows, descendants, result.rule)
+            row = _judge_row(target, result.metric, brow, crow, b_levels, c_levels, rule, (pipe, cpipe, size))
+            row.floor, row.floor_source = floor, source
+            cell_rows.append(row)
+    _mark_inherited(cell_rows, descendants, rule)
     result.rows += cell_rows
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from memharness import metrics as metrics_table
 from memharness.compare.engine import FAILED, INHERITED, METRICS, NA, OWN_METRICS, CellRef, MiB, Result, RowResult
 from memharness.compare.entry_levels import short
 from memharness.compare.rule import (
@@ -17,7 +18,7 @@ from memharness.compare.rule import (
     Decision,
     Rule,
 )
-from memharness.compare.shifts import HOST, describe
+from memharness.compare.shifts import describe
 from memharness.results.figures import TREE
 from memharness.scenario.units import format_size
 
@@ -27,12 +28,14 @@ JSON_VERSION = 1
 
 def rule_text(rule: Rule) -> str:
     pct = f"{rule.threshold * 100:g}%"
-    floor = f"{rule.min_bytes / MiB:g} MiB"
+    floor = (f"the floor (the larger of {rule.min_bytes / MiB:g} MiB and {rule.floor_share * 100:g}% of the "
+             "cell's BASE process-tree peak)")
     return (
         f"medians compared; a change counts when it exceeds {pct} of the BASE median and, with "
         f">= {MIN_REPEATS_FOR_TEST} repeats on both sides, a one-sided Mann-Whitney U test gives "
-        f"p < {rule.alpha:g} (where the sample sizes cannot reach that p: no overlap and > {floor}); "
-        f"with fewer repeats, it also exceeds {floor}"
+        f"p < {rule.alpha:g} (where the sample sizes cannot reach that p: no overlap and above {floor}); "
+        f"with fewer repeats, it also exceeds {floor}; a function whose own part rose only as much as the level "
+        "at its entry fell (its absolute peak within the rule) is unchanged; docs/compare.md"
     )
 
 
@@ -89,26 +92,36 @@ def _evidence(d: Decision) -> str:
     return f"p {d.p_value:.2g}" + (", no overlap" if d.test == TEST_SEPARATION else "")
 
 
+def _cell_of(pipeline: str, size: int) -> str:
+    return f"{pipeline} · {_size(size)}"
+
+
+def _quiet(result: Result) -> str:
+    gpu = metrics_table.get(result.metric).resource == "gpu"
+    if result.metric in OWN_METRICS:
+        return f"no function's own {'GPU ' if gpu else ''}peak changed"
+    return f"no function's {result.metric} changed"
+
+
 def verdict_lines(result: Result) -> list[str]:
-    """The verdict in words: baseline shifts (once each), then each changed function and the tree."""
+    """The verdict in words, each line naming its cell (pipeline · size): baseline shifts (once each), then
+    each changed function, then the tree; the metric's resource only (a GPU metric speaks of the GPU)."""
     lines: list[str] = []
     functions = [r for r in result.rows if r.target != TREE]
     changed = [r for r in functions if r.verdict in (REGRESSED, IMPROVED)]
-    quiet = "no function's own peak changed" if result.metric in OWN_METRICS else \
-        f"no function's {result.metric} changed"
+    quiet = _quiet(result)
     for i, shift in enumerate(result.shifts):
-        cell = "" if len({(s.pipeline_current, s.size) for s in result.shifts}) < 2 else \
-            f" [{shift.pipeline_current} · {_size(shift.size)}]"
-        text = describe(shift) + cell
-        if i == 0 and not changed and shift.kind == HOST:
+        text = f"{_cell_of(shift.pipeline_current, shift.size)}: {describe(shift)}"
+        if i == 0 and not changed:
             text += f"; {quiet}"
         lines.append(text)
     for r in changed:
         d = r.decision
         p = _evidence(d) if d else ""
-        callers = [x.target for x in result.rows if x.verdict == INHERITED and x.inherits_from == r.target
-                   and (x.pipeline_current, x.size) == (r.pipeline_current, r.size)]
-        text = f"`{short(r.target)}` {_what(r)} {_amount(d.delta) if d else ''} ({p}): {r.verdict}"
+        callers = sorted(x.target for x in result.rows if x.verdict == INHERITED and x.inherits_from == r.target
+                         and (x.pipeline_current, x.size) == (r.pipeline_current, r.size))
+        text = (f"{_cell_of(r.pipeline_current, r.size)}: `{short(r.target)}` {_what(r)} "
+                f"{_amount(d.delta) if d else ''} ({p}): {r.verdict}")
         if callers:
             text += f"; its callers inherit it: {', '.join(f'`{short(c)}`' for c in callers)}"
         lines.append(text)
@@ -117,11 +130,25 @@ def verdict_lines(result: Result) -> list[str]:
     for r in result.rows:
         if r.target == TREE and r.verdict in (REGRESSED, IMPROVED) and r.decision:
             d = r.decision
-            p = _evidence(d)
             why = " (a shift of the whole process counts as a regression of the tree)" if \
                 result.shifts and r.verdict == REGRESSED and not changed else ""
-            lines.append(f"process tree {_what(r)} {_amount(d.delta)} ({p}): {r.verdict}{why}")
+            lines.append(f"{_cell_of(r.pipeline_current, r.size)}: process tree {_what(r)} {_amount(d.delta)} "
+                         f"({_evidence(d)}): {r.verdict}{why}")
+    lines += [f"{_cell_of(r.pipeline_current, r.size)}: `{short(r.target)}` unchanged: {r.note}"
+              for r in result.rows if r.note]
     return lines
+
+
+def repeats_line(result: Result) -> str | None:
+    """Said first when a side has fewer repeats than the significance test needs."""
+    counts = [len(v) for r in result.rows for v in (r.values_base, r.values_current) if v]
+    fewest = min(counts, default=0)
+    if not counts or fewest >= MIN_REPEATS_FOR_TEST:
+        return None
+    floors = sorted({r.floor_source for r in result.rows if r.floor_source})
+    return (f"{fewest} repeat{'s' * (fewest != 1)} on a side: no significance test; a change counts only when it "
+            f"exceeds {result.rule.threshold * 100:g}% and the floor ({'; '.join(floors) or 'none'}). Run "
+            f"{MIN_REPEATS_FOR_TEST} or more repeats on each side (--repeats) for a tested verdict.")
 
 
 def _side_repeats(result: Result, which: str) -> str:
@@ -146,7 +173,8 @@ def to_markdown(result: Result) -> str:
         summary += f", {counts[NA]} without {result.metric}"
     if counts[INHERITED]:
         summary += f", {counts[INHERITED]} inheriting a called function's change"
-    lines += [f"**{headline}**: {summary}.", ""]
+    first = repeats_line(result)
+    lines += [f"**{headline}**: {summary}." + (f" {first}" if first else ""), ""]
     lines += [f"- {x}" for x in verdict_lines(result)] + [""]
     lines += ["| | BASE | CURRENT |", "| --- | --- | --- |",
               f"| run | `{b.run_dir}` | `{c.run_dir}` |",
@@ -223,6 +251,7 @@ def to_dict(result: Result) -> dict[str, Any]:
         "current": result.current.describe(),
         "env": result.env.to_dict(),
         "summary": verdict_lines(result),
+        "repeats_note": repeats_line(result),
         "shifts": [x.to_dict() for x in result.shifts],
         "rows": [r.to_dict() for r in result.rows],
         "failed_cells": [x.to_dict() for x in result.failed_cells],

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from memharness import metrics
 
-MIN_REPEATS_FOR_TEST = 3
+MIN_REPEATS_FOR_TEST = metrics.MIN_REPEATS
 
 REGRESSED = "regressed"
 IMPROVED = "improved"
@@ -35,6 +35,14 @@ class Rule:
     threshold: float = metrics.THRESHOLD  # relative change of the median, as a fraction of the base median
     min_bytes: float = metrics.FLOOR_MIB * metrics.MiB
     alpha: float = metrics.ALPHA
+    floor_share: float = metrics.FLOOR_SHARE  # the floor grows with the process: this share of its tree peak
+
+    def floor_for(self, tree_peak: float | None) -> tuple[float, str]:
+        """(the absolute floor in bytes for a cell whose BASE tree peak is `tree_peak`, which one applied)."""
+        share = self.floor_share * tree_peak if tree_peak else 0.0
+        if share > self.min_bytes:
+            return share, f"{self.floor_share * 100:g}% of the {tree_peak / 2**20:,.1f} MiB process-tree peak"
+        return self.min_bytes, f"--min-mib {self.min_bytes / 2**20:g}"
 
 
 @dataclass

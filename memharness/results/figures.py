@@ -97,6 +97,10 @@ def fold_calls(calls: list[CallRecord]) -> dict[str, float]:
     g_start = _gpu_value(done[0].gpu_start, "allocated")
     if g_start is not None:
         out["gpu_start"] = g_start
+    own = [p - (_gpu_value(c.gpu_start, "allocated") or 0) for c in done
+           if (p := _gpu_value(c.gpu_end, "peak_allocated")) is not None]
+    if own:  # torch's peak allocated over its allocated at entry: the GPU figure of the `gpu_own` metric
+        out["gpu_own"] = max(own)
     final = _gpu_value(done[-1].gpu_end, "allocated")
     if final is not None:
         out["gpu_final"] = final
