@@ -28,6 +28,7 @@ FINGERPRINT = "fingerprint.json"
 TARGETS = "targets.json"
 IMPORTS = "imports.json"
 CELL_INFO = "cell_info.json"  # what the pipeline reported it ran (k-means, index settings)
+MODULES = "modules.json"  # the distributions whose modules the cell process had imported when it ended
 ERROR = "error.json"  # the exception the pipeline raised
 GUARD = "guard.json"  # the sampler crossed max_rss and killed the tree
 BOOT = "boot.json"  # how instrumented child processes find the session (not kept by `profile.save`)

@@ -49,6 +49,7 @@ def _against_cell(run_dir: Path, spec: str) -> tuple[Path, str]:
 
 def _explain_one(run_dir: Path, cell_id: str, req: Any, say: bool = True) -> tuple[Path, dict[str, Any]]:
     from memharness.explain import result as result_mod
+    from memharness.explain.harness import changed_sources
     from memharness.explain.rerun import find_cell, rerun
 
     cell_dir = find_cell(run_dir, cell_id)
@@ -56,6 +57,7 @@ def _explain_one(run_dir: Path, cell_id: str, req: Any, say: bool = True) -> tup
     res = result_mod.collect(cell_dir, req.target, req.top, cell_dir, Path(second["dir"]), second_run=True,
                              frames=req.frames, retained=req.retained)
     res["second_run_exit_code"] = second["exit_code"]
+    res["changed_sources"] = changed_sources(cell_dir, Path(second["dir"]))
     md = result_mod.write(cell_dir, res)
     if say:
         typer.echo(md.read_text(encoding="utf-8"))

@@ -92,5 +92,5 @@ def load_side(spec: str) -> Side:
             raise CompareError(f"{spec}: no pipeline variant {variant!r} in {run.dir}; its variants: {names_}")
         cells = [c for c in cells if c["pipeline"] == variant]
     rows = [r for r in collect(run) if variant is None or r.pipeline == variant]
-    fingerprints = [run.cell(c["id"]).fingerprint_json for c in cells if c.get("status") == "done"]
+    fingerprints = [run.cell(c["id"]).environment for c in cells if c.get("status") == "done"]
     return Side(spec, run, variant, rows, cells, [fp for fp in fingerprints if fp])

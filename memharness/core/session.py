@@ -168,8 +168,9 @@ class Session:
     def start(self) -> Session:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.resolved, self.missing = resolve_all(self.paths, self.optional)
-        write_json(self.out_dir / names.TARGETS, {"resolved": [t.to_dict() for t in self.resolved],
-                                                   "missing": self.missing})
+        write_json(self.out_dir / names.TARGETS, {
+            "resolved": [{**t.to_dict(), "source_sha256": targets_mod.source_hash(t)} for t in self.resolved],
+            "missing": self.missing})
         self.tracker = tracker_mod.Tracker(self.out_dir / names.CALLS, probe=self.probe)
         tracker_mod.set_active(self.tracker)
         enter, exit_ = _call_hooks()

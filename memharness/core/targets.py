@@ -148,6 +148,23 @@ def _raw_attr(owner: Any, name: str) -> Any:
     return getattr(owner, name)
 
 
+def source_hash(target: ResolvedTarget) -> str | None:
+    """The first 16 hex digits of the SHA-256 of the target's source (`inspect.getsource`), so a run records
+    which code it measured; None where the source cannot be read (a C function, no file)."""
+    import hashlib
+    import inspect
+
+    try:
+        obj: Any = importlib.import_module(target.module)
+        for name in target.attrs[:-1]:
+            obj = getattr(obj, name)
+        raw = _raw_attr(obj, target.attrs[-1])
+        fn = getattr(raw, "__func__", raw)
+        return hashlib.sha256(inspect.getsource(fn).encode("utf-8")).hexdigest()[:16]
+    except (OSError, TypeError, ImportError, AttributeError):
+        return None
+
+
 # --- wrapping ---------------------------------------------------------------------------------------
 
 

@@ -31,6 +31,19 @@ def gpu_over_entry(call: CallRecord) -> tuple[int, int] | None:
     return _gpu_sum(call.gpu_end, "peak_allocated") - start, _gpu_sum(call.gpu_end, "allocated") - start
 
 
+def changed_sources(measured_dir: Path, explained_dir: Path) -> list[dict[str, str]]:
+    """The wrapped functions whose source differs between the measured run and the explained run (the hash
+    each run recorded in targets.json): their figures came from different code."""
+    from memharness.results.run import CellFolder
+
+    def hashes(folder: Path) -> dict[str, str]:
+        return {t["path"]: t["source_sha256"] for t in CellFolder.at(folder).targets_json.get("resolved", []) or []
+                if isinstance(t, dict) and t.get("source_sha256") and isinstance(t.get("path"), str)}
+
+    before, now = hashes(measured_dir), hashes(explained_dir)
+    return [{"target": p, "run": before[p], "now": now[p]} for p in sorted(before) if p in now and now[p] != before[p]]
+
+
 def harness_call(cell_dir: Path, target: str) -> dict[str, Any] | None:
     """The run's record of `target`: host figures of its call with the largest peak over start, GPU figures
     of its call with the largest GPU peak over entry; None when the target has no complete call."""

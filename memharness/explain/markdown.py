@@ -54,10 +54,17 @@ def in_all(n: int) -> str:
     return f"{n} site in all." if n == 1 else f"{n} sites in all."
 
 
+def changed_lines(result: dict[str, Any]) -> list[str]:
+    """One line per wrapped function whose source changed since the measured run (`harness.changed_sources`)."""
+    return [f"**The source of `{c['target']}` changed since the run** (hash {c['run']} then, {c['now']} now): the "
+            "measured and the explained figures come from different code, so they need not agree." for c in
+            result.get("changed_sources") or []] + ([""] if result.get("changed_sources") else [])
+
+
 def _header(result: dict[str, Any], head: dict[str, Any]) -> list[str]:
     src = ("a second run of this cell with the explainer on" if result["second_run"]
            else "this run, with the explainer on for this cell")
-    lines = [f"# Explain: `{result['target']}`", "",
+    lines = [f"# Explain: `{result['target']}`", ""] + changed_lines(result) + [
              f"Figures below come from {src}; the call's peak in the report stays the harness's exact "
              "figure. Explained invocations: " + ", ".join(f"{c['name']} (pid {c['pid']})" for c in result["calls"])
              + f"; shown: {head['name']}."]
@@ -148,7 +155,8 @@ def _at_entry(result: dict[str, Any], ae: dict[str, Any]) -> list[str]:
 
 def render_markdown(result: dict[str, Any]) -> str:
     if result.get("error"):
-        return "\n".join([f"# Explain: `{result['target']}`", "", f"Not explained: {result['error']}.", ""])
+        return "\n".join([f"# Explain: `{result['target']}`", "", *changed_lines(result),
+                          f"Not explained: {result['error']}.", ""])
     head = next(c for c in result["calls"] if c["name"] == result["headline"])
     lines = _header(result, head)
     if "host" in head:

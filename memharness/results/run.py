@@ -57,7 +57,7 @@ def _why(exc: Exception) -> str:
 
 
 _JSON_PROPERTIES = ("cell_spec", "status_json", "targets_json", "fingerprint_json", "cell_info", "imports",
-                    "sampled_processes", "timeline_header")
+                    "sampled_processes", "modules", "timeline_header")
 
 
 @dataclass(eq=False)
@@ -95,13 +95,29 @@ class CellFolder:
     cell_info = _json_file(names.CELL_INFO, "cell_info.json: what the pipeline reported it ran.")
     imports = _json_file(names.IMPORTS, "imports.json: RSS around each import of the pipeline's packages.")
     sampled_processes = _json_file(names.PROCESSES, "processes.json: every process the sampler saw.")
+    modules = _json_file(names.MODULES, "modules.json: the distributions the cell process had imported.")
     timeline_header = _json_file(names.TIMELINE_HEADER, "timeline.json: the sampler's header (interval, start).")
 
     @cached_property
+    def environment(self) -> dict[str, Any]:
+        """fingerprint.json as the report and `compare` list it: `packages` narrowed to the distributions the
+        cell imported (modules.json; runs without it keep the fingerprint's list), and `target_sources`, the
+        hash of each wrapped function's source (targets.json), so a changed function shows as a difference."""
+        env = dict(self.fingerprint_json)
+        imported = self.modules.get("distributions")
+        if isinstance(imported, dict):
+            env["packages"] = {d: v for d, v in sorted(imported.items()) if d != "memharness"}
+        sources = {t["path"]: t["source_sha256"] for t in self.targets_json.get("resolved", []) or []
+                   if isinstance(t, dict) and t.get("source_sha256") and isinstance(t.get("path"), str)}
+        if sources:
+            env["target_sources"] = dict(sorted(sources.items()))
+        return env
+
+    @cached_property
     def fingerprint(self) -> dict[str, Any]:
-        """fingerprint.json (written before the cell ran) plus, under `chosen`, what the pipeline reported
-        it ran: the k-means and the index settings the library chose (cell_info.json)."""
-        fp = self.fingerprint_json
+        """`environment` plus, under `chosen`, what the pipeline reported it ran: the k-means and the index
+        settings the library chose (cell_info.json)."""
+        fp = self.environment
         chosen = self.chosen
         return {**fp, "chosen": chosen} if chosen else fp
 

@@ -127,6 +127,26 @@ def run_cell(cell_dir: Path) -> int:
             line_profiles.uninstall()
             line_profiles.write(cell_dir / names.LINEPROF)
         session.stop()
+        _record_modules(cell_dir)
+
+
+def _record_modules(cell_dir: Path) -> None:
+    """`modules.json`: the distributions (and versions) whose modules this process imported, after the
+    measurement ended: the environment a report and `compare` list is what the cell used, not a fixed list."""
+    from importlib import metadata
+
+    try:
+        provided = metadata.packages_distributions()
+        tops = {m.split(".")[0] for m in list(sys.modules)}
+        found = {}
+        for dist in sorted({d for t in tops if not t.startswith("_") for d in provided.get(t, [])}):
+            try:
+                found[dist] = metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        write_json(cell_dir / names.MODULES, {"distributions": found})
+    except Exception as exc:  # noqa: BLE001 - never fails a cell that ran
+        write_json(cell_dir / names.MODULES, {"error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
 def main() -> int:
