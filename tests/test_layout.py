@@ -56,8 +56,8 @@ def _literals(tree: ast.AST) -> list[tuple[int, str, str]]:
             found.append((node.lineno, node.value, "file name"))
         elif isinstance(node, ast.JoinedStr):
             tail = node.values[-1] if node.values else None
-            if isinstance(tail, ast.Constant) and isinstance(tail.value, str) and re.search(
-                    r"\.(json|jsonl|bin|log|png|md|csv|txt|pickle)$", tail.value):
+            if isinstance(tail, ast.Constant) and isinstance(tail.value, str) and re.fullmatch(
+                    r"[\w.*-]*\.(json|jsonl|bin|log|png|md|csv|txt|pickle)", tail.value):
                 found.append((node.lineno, tail.value, "file name pattern"))
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
             right = node.right

@@ -322,35 +322,32 @@ def timeline_dtype():
     return np.dtype(TIMELINE_FIELDS)
 
 
-def read_timeline(cell_dir: Path):
-    """The timeline rows of a cell as a numpy structured array (empty if none); drops a torn last row."""
+def _read_rows(path: Path):
+    """Rows of a timeline file (or of its xz-compressed copy `<name>.xz`, as committed in results/samples);
+    empty when neither exists; a torn last row is dropped."""
     import numpy as np
 
-    path = Path(cell_dir) / names.TIMELINE
     dtype = timeline_dtype()
     if not path.exists():
-        packed = path.with_name(names.TIMELINE_XZ)  # as committed in results/samples (xz timeline.bin)
+        packed = path.with_name(path.name + names.COMPRESSED)
         if not packed.exists():
             return np.zeros(0, dtype=dtype)
         import lzma
 
         data = lzma.decompress(packed.read_bytes())
         return np.frombuffer(data, dtype=dtype, count=len(data) // TIMELINE_ROW_BYTES).copy()
-    size = os.path.getsize(path)
-    count = size // TIMELINE_ROW_BYTES
-    return np.fromfile(path, dtype=dtype, count=count)
+    return np.fromfile(path, dtype=dtype, count=os.path.getsize(path) // TIMELINE_ROW_BYTES)
+
+
+def read_timeline(cell_dir: Path):
+    """The timeline rows of a cell as a numpy structured array (empty if none); drops a torn last row."""
+    return _read_rows(Path(cell_dir) / names.TIMELINE)
 
 
 def read_memory_timeline(cell_dir: Path):
     """The rows of `timeline_mem.bin` (VmHWM, private and file-backed readings; format version 2), as
     `read_timeline` reads `timeline.bin`; empty for a version-1 run."""
-    import numpy as np
-
-    path = Path(cell_dir) / names.MEMORY_TIMELINE
-    dtype = timeline_dtype()
-    if not path.exists():
-        return np.zeros(0, dtype=dtype)
-    return np.fromfile(path, dtype=dtype, count=os.path.getsize(path) // TIMELINE_ROW_BYTES)
+    return _read_rows(Path(cell_dir) / names.MEMORY_TIMELINE)
 
 
 def tree_rss_series(rows):
