@@ -117,3 +117,38 @@ def test_compare_tree_row_is_the_run_phase(tmp_path):
     assert tree.values_base == tree.values_current == [1000 * MiB, 1001 * MiB, 1002 * MiB]
     assert not result.regressed
     assert not any(r.target == TREE_PREPARE for r in result.rows)
+
+
+def _gpu(alloc_start: float, peak: float, reserved: float, nvml_tree: float) -> tuple[dict, dict]:
+    """(readings at entry, readings at exit) of a call on GPU 0, in MiB."""
+    start = {"0": {"allocated": int(alloc_start * MiB), "reserved": int(alloc_start * MiB)}}
+    end = {"0": {"allocated": int(alloc_start * MiB), "reserved": int(reserved * MiB),
+                 "peak_allocated": int(peak * MiB), "peak_reserved": int(reserved * MiB),
+                 "nvml_tree_used": int(nvml_tree * MiB), "nvml_used": int((nvml_tree + 500) * MiB)}}
+    return start, end
+
+
+def test_the_headline_names_both_resources_when_one_pipeline_leads_each(tmp_path):
+    """A has the higher host peak, B a 10x higher GPU peak: the sentence leads with the GPU (it differs most)
+    and still gives the host's ratio; the table carries both, each with the call that holds it."""
+    s_a, e_a = _gpu(100, 1000, 1200, 1500)
+    s_b, e_b = _gpu(100, 10000, 14000, 15000)
+    cells = [FakeCell("a", 1000, calls=[FakeCall("pkg.a.Index.build", 200, 300, 3000, 1.0, 4.0, gpu=e_a,
+                                                 gpu_start=s_a)], prepare_peak_mib=250),
+             FakeCell("b", 1000, calls=[FakeCall("pkg.b.kmeans", 200, 300, 1500, 1.0, 4.0, gpu=e_b,
+                                                 gpu_start=s_b)], prepare_peak_mib=250)]
+    run_dir = make_run(tmp_path, cells)
+    build(run_dir)
+    ans = json.loads((run_dir / "report" / "summary.json").read_text())["answer"]
+    assert ans["resources"] == ["host", "gpu"]
+    assert ans["headline"] == (
+        "At 1k documents b needs 10.0x a's GPU memory (15,000.0 MiB vs 1,500.0 MiB used by the process tree; "
+        "torch 10,000.0 MiB allocated inside kmeans); host peaks are within 2.0x (a 3,000.0 MiB inside "
+        "Index.build vs b 1,500.0 MiB).")
+    b = next(e for e in ans["sizes"][0]["pipelines"] if e["pipeline"] == "b")
+    assert b["gpu"]["torch_allocated"] == 10000 * MiB and b["gpu"]["call"] == "pkg.b.kmeans"
+    assert b["gpu_ratio"] == pytest.approx(10.0) and b["ratio"] == pytest.approx(1.0)
+    md = (run_dir / "report" / "tables.md").read_text()
+    assert "| GPU Used by Tree (NVML) | GPU × smallest | GPU Peak (torch allocated) |" in md
+    # B's torch reserved 14 GiB at exit against 100 MiB allocated: said once, with the call and how long
+    assert "b at 1k: after kmeans returned, torch kept 13,900.0 MiB reserved but unused" in md

@@ -12,6 +12,8 @@ from memharness.report import build
 from memharness.report.series import cell_series
 from memharness.results.run import Run
 
+MiB = 1 << 20
+
 SAMPLE = Path(__file__).resolve().parent.parent / "results" / "samples" / "genomics-gpu-h200-seed"
 SLICE = 2  # cells re-rendered: the 100k ColBERT cell and the first RAGatouille one
 
@@ -47,3 +49,49 @@ def test_committed_gpu_sample_rerenders(tmp_path: Path) -> None:
     got, want = _rows(fresh, cells), _rows(committed, cells)
     assert ("colbert", 100_000, "(process tree)") in got
     assert got == pytest.approx(want, rel=0)  # the same peaks, to the byte, from the raw records
+
+
+H100 = SAMPLE.parent / "h100-2026-12-07"
+
+
+def _first_sentence(run_dir: Path, out: Path, **budgets) -> tuple[str, dict]:
+    build(run_dir, out, budgets=budgets or None)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    return summary["answer"]["sizes"][0]["sentence"], summary
+
+
+def test_the_ragatouille_50k_sample_leads_with_its_gpu_peak_inside_pytorch_kmeans(tmp_path: Path) -> None:
+    """The seed study's question, answered first: torch allocated ~49,955 MiB inside compute_pytorch_kmeans."""
+    sentence, summary = _first_sentence(H100 / "ragatouille-nofaiss-50k", tmp_path / "r")
+    assert sentence.startswith("At 50k documents ragatouille-nofaiss peaks at 49,955.5 MiB of GPU memory allocated "
+                               "by torch inside compute_pytorch_kmeans (NVML: 51,486.0 MiB used by its processes, "
+                               "51,974.8 MiB on the device)"), sentence
+    gpu = summary["answer"]["sizes"][0]["pipelines"][0]["gpu"]
+    assert gpu["call"] == "ragatouille.models.torch_kmeans.compute_pytorch_kmeans"
+    assert gpu["idle"]["call"] == gpu["call"] and gpu["idle"]["idle"] / MiB == pytest.approx(50498.2, abs=0.1)
+    tree = next(r for r in summary["rows"] if r["target"] == "(process tree)")
+    assert tree["metrics"]["gpu_nvml_peak"]["median"] == gpu["nvml_tree"]  # one figure per fact
+
+
+def test_merged_50k_samples_say_ragatouille_needs_12_8x_colberts_gpu_memory(tmp_path: Path) -> None:
+    from memharness.results.merge import merge
+
+    merged = merge([Run.open(H100 / "colbert-50k-local"), Run.open(H100 / "ragatouille-nofaiss-50k")], tmp_path / "m")
+    sentence, _ = _first_sentence(merged, tmp_path / "r")
+    assert sentence.startswith("At 50k documents ragatouille-nofaiss needs 12.8x colbert's GPU memory (51,486.0 MiB "
+                               "vs 4,028.0 MiB used by the process tree; torch 49,955.5 MiB allocated inside "
+                               "compute_pytorch_kmeans); host peaks are within 1.3x"), sentence
+
+
+def test_colbert_gpu_does_not_grow_from_100k_to_500k_and_is_not_extrapolated(tmp_path: Path) -> None:
+    _, summary = _first_sentence(H100 / "colbert-100k-250k-500k", tmp_path / "r", gpu_nvml_peak=80 << 30,
+                                 peak=20 << 30)
+    gpu = summary["predictions"]["colbert"]["gpu_nvml_peak"]
+    assert gpu["flat"] and gpu["budget"]["text"].startswith(
+        "does not grow with size between 100k and 500k (3.9–4.0 GiB): not the limit in the measured range")
+    for x in gpu["predictions"]:  # the scenario's 1M and 2M: not extrapolated
+        assert x["predicted_mib"] is None and "does not grow" in x["note"]
+    ram = summary["predictions"]["colbert"]["peak"]
+    assert not ram["flat"] and all(x["size"] <= 4 * 500_000 for x in ram["predictions"] if x["predicted_mib"])
+    md = (tmp_path / "r" / "tables.md").read_text(encoding="utf-8")
+    assert "20.00 GiB: up to" in md and "does not grow with size" in md  # the budget answer is in the report
