@@ -118,7 +118,7 @@ def pipeline_tree(cells: list[CellFolder]) -> list[Node]:
     for path in sorted(per_path, key=lambda p: first_seen[p]):
         figures = {}
         for size, figs in sorted(per_path[path].items()):
-            metrics = {m for f in figs for m in f}
+            metrics = list(dict.fromkeys(m for f in figs for m in f))  # first-seen order, not hash order
             figures[size] = {m: float(statistics.median([f[m] for f in figs if m in f])) for m in metrics}
         nodes[path] = Node([path[-1]], len(path) - 1, figures)
     roots = []
