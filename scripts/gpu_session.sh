@@ -10,13 +10,16 @@
 #   cell:PIPELINE@SIZE    one cell of scenarios/genomics-gpu.yaml (e.g. cell:ragatouille-faiss@500k)
 # WORK/times.txt logs each step (start, wall seconds, exit code); WORK/out/ gets each run folder packed
 # without index artifacts (cells/*/work) and without explain's raw captures (capture/, rerun/).
-# Needs .sites (../shared/gpu/make-sites.sh .sites) and .gpu/minilm (python -m memharness.models
+# Needs .sites/site-colbert.tar.xz and .sites/site-rag.tar.xz (../shared/gpu/make-sites.sh .sites; carry them
+# as files, site-memray.tar.xz only where a host explain runs) and .gpu/minilm (python -m memharness.models
 # export-tokenizer .gpu/minilm) carried with the working tree.
 set -uo pipefail
 work=$1; shift
 mkdir -p "$work/out"
 export SITE=/tmp/site RAG_SITE=/tmp/site-rag MEMRAY_SITE=/tmp/site-memray
-mkdir -p "$MEMRAY_SITE" && tar -xJf .sites/site-memray.tar.xz -C "$MEMRAY_SITE"
+if [ -f .sites/site-memray.tar.xz ]; then  # memray: only for host explains (--gpu alone does not need it)
+  mkdir -p "$MEMRAY_SITE" && tar -xJf .sites/site-memray.tar.xz -C "$MEMRAY_SITE"
+fi
 export SCENARIO=scenarios/genomics-gpu.yaml
 
 log() { echo "$*" | tee -a "$work/times.txt"; }

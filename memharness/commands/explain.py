@@ -94,7 +94,7 @@ def explain(
     the call's peak to CELL/explain/ (explain.md, explain.json, flame graph, GPU snapshot)."""
     from memharness.explain import missing_extra
 
-    problem = missing_extra(gpu)
+    problem = missing_extra(gpu, host=host or not gpu or retained or at_entry or against is not None)
     if problem:
         raise MemharnessError(problem)
     from memharness.explain import against as against_mod

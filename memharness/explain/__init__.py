@@ -7,12 +7,14 @@ history for CUDA), measured in a second run of the cell with the recorders on on
 EXTRA_HINT = "install the explain extra: pip install 'memharness[explain]' (memray)"
 
 
-def missing_extra(gpu: bool = False) -> str | None:
-    """A one-line message naming the extra to install, or None when the recorders can be imported."""
-    try:
-        import memray  # noqa: F401
-    except ImportError:
-        return f"memray is not installed; {EXTRA_HINT}"
+def missing_extra(gpu: bool = False, host: bool = True) -> str | None:
+    """A one-line message naming the extra to install, or None when the recorders can be imported (memray
+    only where host memory is explained: `--gpu` alone reads torch's allocator history)."""
+    if host:
+        try:
+            import memray  # noqa: F401
+        except ImportError:
+            return f"memray is not installed; {EXTRA_HINT}"
     if gpu:
         try:
             import torch  # noqa: F401

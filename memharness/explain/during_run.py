@@ -53,7 +53,7 @@ def finish(cell_dir: Path, req: ExplainRequest) -> None:
         from memharness.explain import missing_extra
         from memharness.explain import result as result_mod
 
-        problem = missing_extra(req.gpu)
+        problem = missing_extra(req.gpu, host=req.host)
         if problem:
             raise RuntimeError(problem)
         res = result_mod.collect(cell_dir, req.target, req.top, cell_dir, cell_dir, second_run=False)
