@@ -50,6 +50,20 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from memharness import __version__
+
+        typer.echo(f"memharness {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print memharness's version and exit.",
+                                       callback=_version, is_eager=True)) -> None:
+    """Memory profiling for retrieval indexing pipelines: per-function tables, timelines, regressions."""
+
+
 def register(module: ModuleType) -> None:
     """Add the command (or group) that `module` defines, named after the module."""
     name = module.__name__.rsplit(".", 1)[-1]
