@@ -153,27 +153,45 @@ def test_limits(suite: pytest.Pytester, workers: str | None) -> None:
     _check_limits(result)
 
 
-def test_baseline_flags_planted_regression_and_passes_rerun(suite: pytest.Pytester, monkeypatch) -> None:
+def test_baseline_flags_planted_regression_and_passes_rerun(suite: pytest.Pytester, monkeypatch,
+                                                          tmp_path_factory) -> None:
+    """The baseline folder outside the project, given space-separated (an option value pytest once took for a
+    path, which moved its rootdir and with it the test ids): found all the same, and the regression's reason is
+    on -q's short-summary line."""
     common = ["test_baseline.py", "-rA", "-p", "no:cacheprovider"]
-    base = suite.path / "base"
-    saved = suite.runpytest_subprocess(*common, f"--memharness-report={base}", timeout=600)
+    base = tmp_path_factory.mktemp("outside-the-project") / "base"
+    saved = suite.runpytest_subprocess(*common, "--memharness-report", str(base), timeout=600)
     saved.assert_outcomes(passed=1)
     run_dir = base / "test_baseline.py__test_build"
-    assert (run_dir / "manifest.json").exists()
+    assert (run_dir / "manifest.json").exists(), sorted(p.name for p in base.iterdir())
     rows = {r.target: r for r in collect(run_dir)}
     assert abs(rows["mhwork.allocate_kept"].metrics["peak_over_start"].median - 200 * MiB) <= 0.05 * 200 * MiB
 
     for workers in ([], ["-n", "2"]):  # serial, then two xdist workers: the same verdicts
-        rerun = suite.runpytest_subprocess(*common, *workers, f"--memharness-baseline={base}", timeout=600)
+        rerun = suite.runpytest_subprocess(*common, *workers, "--memharness-baseline", str(base), timeout=600)
         rerun.assert_outcomes(passed=1)
         monkeypatch.setenv("MH_EXTRA_MIB", "100")
-        planted = suite.runpytest_subprocess(*common, *workers, f"--memharness-baseline={base}", timeout=600)
+        planted = suite.runpytest_subprocess("test_baseline.py", "-q", "-p", "no:cacheprovider", *workers,
+                                             "--memharness-baseline", str(base), timeout=600)
         monkeypatch.delenv("MH_EXTRA_MIB")
         planted.assert_outcomes(failed=1)
         m = REGRESSION.search(planted.stdout.str())
         assert m, planted.stdout.str()
         old, new, delta = map(float, m.groups())
         assert 190 <= old <= 215 and 290 <= new <= 315 and 95 <= delta <= 105, m.group(0)
+        short = [line for line in planted.outlines if line.startswith("FAILED ")]
+        assert short and "mhwork.allocate_kept: own (peak_over_start)" in short[0], short  # the reason, with -q
+
+
+def test_a_missing_baseline_warns_or_fails(suite: pytest.Pytester, tmp_path_factory) -> None:
+    empty = tmp_path_factory.mktemp("no-baselines")
+    common = ["test_baseline.py", "-q", "-p", "no:cacheprovider", "--memharness-baseline", str(empty)]
+    warned = suite.runpytest_subprocess(*common, timeout=600)
+    warned.assert_outcomes(passed=1, warnings=1)
+    failed = suite.runpytest_subprocess(*common, "--memharness-baseline-missing=fail", timeout=600)
+    failed.assert_outcomes(failed=1)
+    line = next(x for x in failed.outlines if x.startswith("FAILED "))
+    assert "memharness: test_baseline.py::test_build: no baseline run folder" in line and str(empty) in line
 
 
 def test_bad_marker_is_a_clear_failure(pytester: pytest.Pytester) -> None:
