@@ -182,6 +182,7 @@ def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> lis
     from memharness.compare import CompareError, Rule, compare
     from memharness.compare.engine import FAILED
     from memharness.compare.rule import REGRESSED
+    from memharness.results.figures import TREE
 
     metric = config.getoption("--memharness-metric")
     rule = Rule(threshold=parse_threshold(config.getoption("--memharness-threshold")),
@@ -192,7 +193,7 @@ def _compare(config: pytest.Config, base: Path, current: Path, test: str) -> lis
     except CompareError as exc:
         return [f"{test}: cannot compare with the baseline {base}: {exc}"]
     lines = []
-    for r in result.rows:
+    for r in sorted(result.rows, key=lambda r: r.target == TREE):  # functions first: they say why
         if r.verdict == REGRESSED and r.decision is not None:
             d = r.decision
             ratio = f", x{d.ratio:.2f}" if d.ratio else ""
@@ -266,8 +267,9 @@ def measure(item: pytest.Item, marker: pytest.Mark):
     item.user_properties.append((PROPERTY, _summary(figures, root_peak) + (" -- FAILED" if failures else "")))
     for w in warnings:
         item.warn(pytest.PytestWarning(w))
-    if failures:  # the first reason on the first line: what -q's short summary shows
-        pytest.fail(f"memharness: {failures[0]}" + "".join(f"\n{f}" for f in failures[1:]), pytrace=False)
+    if failures:  # the first reason on the first line (what -q's short summary shows), without the test's id
+        reasons = [f.removeprefix(f"{test}: ") for f in failures]
+        pytest.fail(f"memharness: {reasons[0]}" + "".join(f"\n{r}" for r in reasons[1:]), pytrace=False)
     return result
 
 

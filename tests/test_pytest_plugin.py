@@ -103,11 +103,11 @@ def test_build():
     del kept
 '''
 
-OVER = re.compile(r"test_over_limit: mhwork\.allocate: peak over its entry RSS ([\d.]+) MiB exceeds the limit "
+OVER = re.compile(r"memharness: mhwork\.allocate: peak over its entry RSS ([\d.]+) MiB exceeds the limit "
                   r"own=200\.0 MiB")
-TREE = re.compile(r"test_spawned_child_over_tree_limit: process tree: peak above its RSS at the test's start "
+TREE = re.compile(r"memharness: process tree: peak above its RSS at the test's start "
                   r"([\d.]+) MiB exceeds the limit tree_peak_over_start=200\.0 MiB")
-REGRESSION = re.compile(r"test_build: mhwork\.allocate_kept: own \(peak_over_start\) ([\d.]+) MiB -> ([\d.]+) MiB "
+REGRESSION = re.compile(r"mhwork\.allocate_kept: own \(peak_over_start\) ([\d.]+) MiB -> ([\d.]+) MiB "
                         r"\(\+([\d.]+) MiB, x[\d.]+\) regressed against the baseline")
 
 
@@ -159,6 +159,7 @@ def test_baseline_flags_planted_regression_and_passes_rerun(suite: pytest.Pytest
     path, which moved its rootdir and with it the test ids): found all the same, and the regression's reason is
     on -q's short-summary line."""
     common = ["test_baseline.py", "-rA", "-p", "no:cacheprovider"]
+    monkeypatch.setenv("COLUMNS", "300")  # the short summary is cut at the terminal's width
     base = tmp_path_factory.mktemp("outside-the-project") / "base"
     saved = suite.runpytest_subprocess(*common, "--memharness-report", str(base), timeout=600)
     saved.assert_outcomes(passed=1)
@@ -180,10 +181,11 @@ def test_baseline_flags_planted_regression_and_passes_rerun(suite: pytest.Pytest
         old, new, delta = map(float, m.groups())
         assert 190 <= old <= 215 and 290 <= new <= 315 and 95 <= delta <= 105, m.group(0)
         short = [line for line in planted.outlines if line.startswith("FAILED ")]
-        assert short and "mhwork.allocate_kept: own (peak_over_start)" in short[0], short  # the reason, with -q
+        assert short and "Failed: memharness: mhwork.allocate_kept: own (peak_over_start)" in short[0], short
 
 
-def test_a_missing_baseline_warns_or_fails(suite: pytest.Pytester, tmp_path_factory) -> None:
+def test_a_missing_baseline_warns_or_fails(suite: pytest.Pytester, tmp_path_factory, monkeypatch) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
     empty = tmp_path_factory.mktemp("no-baselines")
     common = ["test_baseline.py", "-q", "-p", "no:cacheprovider", "--memharness-baseline", str(empty)]
     warned = suite.runpytest_subprocess(*common, timeout=600)
@@ -191,7 +193,7 @@ def test_a_missing_baseline_warns_or_fails(suite: pytest.Pytester, tmp_path_fact
     failed = suite.runpytest_subprocess(*common, "--memharness-baseline-missing=fail", timeout=600)
     failed.assert_outcomes(failed=1)
     line = next(x for x in failed.outlines if x.startswith("FAILED "))
-    assert "memharness: test_baseline.py::test_build: no baseline run folder" in line and str(empty) in line
+    assert "Failed: memharness: no baseline run folder" in line and str(empty) in line
 
 
 def test_bad_marker_is_a_clear_failure(pytester: pytest.Pytester) -> None:

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The CPU runs behind docs/findings.md (about 25 minutes on 2 cores): the quickstart's three pipelines at 400
+# passages, then `explain` of the calls the findings quote. Prints the run folder; every explain writes
+# CELL/explain/ (explain.md, explain.json) and --against writes CELL/explain/against-<cell>.md.
+#   bash scripts/findings_cpu.sh [OUTPUT_DIR]        (default results/findings-cpu)
+set -euo pipefail
+out=${1:-results/findings-cpu}
+mh() { .venv/bin/python -m memharness "$@"; }
+scenario=$(mktemp --suffix=.yaml)
+sed "s#^output: .*#output: $out#" scenarios/quickstart.yaml > "$scenario"
+mh run "$scenario" --sizes 400
+run=$(ls -1dt "$out"/quickstart/*/ | head -1)
+echo "RUN=$run"
+# Q3/Q4: what ColBERT's and RAGatouille's Indexer.index find alive at entry, and leave behind, side by side
+mh explain "$run" colbert__400__r0 --target colbert.indexer.Indexer.index --at-entry --retained \
+  --against ragatouille-nofaiss__400__r0
+# Q5: what RAGatouille holds when CollectionIndexer.index starts, and what that call leaves behind
+mh explain "$run" ragatouille-nofaiss__400__r0 \
+  --target colbert.indexing.collection_indexer.CollectionIndexer.index --at-entry --retained
+# Q6 on the CPU: the sites of the host peak (the default call: compute_pytorch_kmeans)
+mh explain "$run" ragatouille-nofaiss__400__r0
+mh report "$run" > /dev/null
+echo "DONE $run"
