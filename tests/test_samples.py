@@ -14,7 +14,7 @@ from memharness.results.run import Run
 
 MiB = 1 << 20
 
-SAMPLE = Path(__file__).resolve().parent.parent / "results" / "samples" / "genomics-gpu-h200-seed"
+SAMPLE = Path(__file__).resolve().parent.parent / "results" / "samples" / "genomics-gpu-matrix"
 SLICE = 2  # cells re-rendered: the 100k ColBERT cell and the first RAGatouille one
 
 

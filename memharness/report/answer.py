@@ -188,6 +188,12 @@ def _gpu_sentence(size: int, entries: list[dict[str, Any]]) -> str:
                 + f", and at {_mib(e['peak'])} of host memory{_inside(e['peak_call'])}.")
     host = _spread(entries, lambda e: e["peak"])
     dev = _spread(entries, gpu_used)
+    if dev is not None and host is not None and dev[2] < CLOSE and host[2] < CLOSE:
+        return (f"{at} the pipelines are within {(dev[2] - 1) * 100:.0f}% of each other on the GPU "
+                f"({dev[0]['pipeline']} {_mib(gpu_used(dev[0]))} vs {dev[1]['pipeline']} {_mib(gpu_used(dev[1]))} "
+                f"used) and within {(host[2] - 1) * 100:.0f}% on the host ({host[0]['pipeline']} "
+                f"{_mib(host[0]['peak'])}{_inside(host[0]['peak_call'])} vs {host[1]['pipeline']} "
+                f"{_mib(host[1]['peak'])}).")
     gpu_first = dev is not None and (host is None or dev[2] >= host[2])
     if gpu_first:
         hi, lo, ratio = dev
