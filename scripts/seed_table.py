@@ -1,0 +1,190 @@
+"""The seed study's `Indexer.index` figures against ours at every size the seed has, our tree and GPU
+peaks beside them, the 2M forecasts and the 1M-from-500k check: the generated part of docs/seed-vs-ours.md.
+
+    .venv/bin/python scripts/seed_table.py            # print the generated section
+    .venv/bin/python scripts/seed_table.py --write    # replace it in docs/seed-vs-ours.md
+
+Reads only committed folders: results/samples/genomics-gpu-matrix (100k-500k, rendered run folder) and
+results/samples/genomics-gpu-h200 (ColBERT 100k-1M on one H200, summary and tables only).
+tests/test_seed_table.py checks that the page holds exactly this output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from memharness.report import predict  # noqa: E402
+from memharness.report.predict import size_text  # noqa: E402
+
+MATRIX = ROOT / "results/samples/genomics-gpu-matrix"
+H200 = ROOT / "results/samples/genomics-gpu-h200"
+DOC = ROOT / "docs/seed-vs-ours.md"
+BEGIN, END = "<!-- seed_table.py begin -->", "<!-- seed_table.py end -->"
+MIB = 2**20
+INDEXER = "colbert.indexer.Indexer.index"
+PIPELINES = ("colbert", "ragatouille-nofaiss", "ragatouille-faiss")
+SIZES = (100_000, 250_000, 500_000, 1_000_000, 2_000_000)
+
+# The seed's `colbert/indexer.py/indexer.index` table (MB as printed by memory_profiler, i.e. MiB):
+# (start, increment, final) per pipeline and size, from ../shared/seeds/003_*.txt.
+SEED: dict[tuple[str, int], tuple[float, float, float]] = {
+    ("colbert", 100_000): (1596.9, 36.7, 1633.6),
+    ("colbert", 250_000): (1754.0, 92.8, 1846.8),
+    ("colbert", 500_000): (2072.1, 199.1, 2271.2),
+    ("colbert", 1_000_000): (2707.3, 421.9, 3129.2),
+    ("colbert", 2_000_000): (4000.6, 876.4, 4877.1),
+    ("ragatouille-faiss", 100_000): (2114.2, 1320.1, 3434.3),
+    ("ragatouille-faiss", 250_000): (2592.5, 1175.0, 3767.5),
+    ("ragatouille-faiss", 500_000): (3405.0, 1430.0, 4835.0),
+    ("ragatouille-nofaiss", 100_000): (1750.9, 1203.9, 2954.8),
+    ("ragatouille-nofaiss", 250_000): (2597.4, 1341.4, 3938.8),
+    ("ragatouille-nofaiss", 500_000): (3406.4, 1465.8, 4872.2),
+    ("ragatouille-nofaiss", 1_000_000): (5040.1, 1593.3, 6633.3),
+    ("ragatouille-nofaiss", 2_000_000): (8354.7, 1882.0, 10236.8),
+}
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _ours() -> dict[tuple[str, int], dict[str, float | str]]:
+    """(pipeline, size) -> our Indexer.index start/increment/final, tree peak, torch and NVML GPU peaks, source."""
+    out: dict[tuple[str, int], dict[str, float | str]] = {}
+    sources = ((H200, H200 / "tables", H200 / "summary.json", "H200 (summary sample)"),
+               (MATRIX, MATRIX / "report/tables", MATRIX / "report/summary.json", "matrix"))
+    for _, tables, summary, label in sources:  # the matrix last: it wins where both have a cell
+        rows = _json(summary)["rows"]
+        table = _json(tables / f"{INDEXER}.json")["rows"]
+        for r in table:
+            key = (r["pipeline"], int(r["size"]))
+            m = r["metrics"]
+            cell: dict[str, float | str] = {k: m[k]["median"] for k in ("start", "increment", "final")}  # MiB
+            tree = next(t for t in rows if t["pipeline"] == key[0] and int(t["size"]) == key[1]
+                        and t["target"] == predict.TREE)["metrics"]
+            cell["tree_peak"] = tree["peak"]["median"] / MIB
+            for k in ("gpu_peak", "gpu_nvml_peak"):
+                if k in tree:
+                    cell[k] = tree[k]["median"] / MIB
+            cell["source"] = label
+            out[key] = cell
+    return out
+
+
+def _machine(run: Path, pipeline: str, size: int) -> str:
+    cell = run / "cells" / f"{pipeline}__{size_text(size)}__r0" / "fingerprint.json"
+    if not cell.is_file():
+        return "H200"
+    fp = _json(cell)
+    name = json.dumps(fp)
+    return "H100" if "H100" in name else "H200" if "H200" in name else "?"
+
+
+def _f(v: float | None) -> str:
+    return "–" if v is None else f"{v:,.1f}"
+
+
+def _ratio(seed: float, ours: float) -> str:
+    return f"{seed:,.1f} / {ours:,.1f} ({ours / seed:.2f})"
+
+
+def table() -> list[str]:
+    ours = _ours()
+    lines = [
+        "| pipeline | size | GPU | start: seed / ours (ours ÷ seed) | increment: seed / ours | final: seed / ours "
+        "| our tree peak (run phase) | our GPU peak: torch allocated / NVML tree |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for p in PIPELINES:
+        for size in SIZES:
+            seed = SEED.get((p, size))
+            if seed is None:
+                continue
+            o = ours.get((p, size))
+            if o is None:
+                lines.append(f"| {p} | {size_text(size)} | – | {seed[0]:,.1f} / not run | {seed[1]:,.1f} / not run "
+                             f"| {seed[2]:,.1f} / not run | not run | not run |")
+                continue
+            machine = _machine(MATRIX, p, size) if o["source"] == "matrix" else "H200"
+            gpu = (f"{_f(o.get('gpu_peak'))} / {_f(o.get('gpu_nvml_peak'))}" if "gpu_peak" in o
+                   else "not recorded")
+            lines.append(
+                f"| {p} | {size_text(size)} | {machine} | {_ratio(seed[0], o['start'])} "
+                f"| {_ratio(seed[1], o['increment'])} | {_ratio(seed[2], o['final'])} | {_f(o['tree_peak'])} "
+                f"| {gpu} |")
+    return lines
+
+
+def forecasts() -> list[str]:
+    lines = ["| pipeline | figure | fitted on | model | 2M forecast (band) |", "|---|---|---|---|---:|"]
+    fits = [("colbert", H200 / "summary.json", "H200 100k–1M")]
+    fits += [(p, MATRIX / "report/summary.json", "matrix") for p in PIPELINES]
+    for p, summary, label in fits:
+        rows = _json(summary)["rows"]
+        for metric, name in (("peak", "host (tree peak)"), ("gpu_nvml_peak", "GPU (NVML tree)")):
+            f = predict.fit_rows(rows, p, metric)
+            if f is None:
+                continue
+            at = predict.predict_at(f, 2_000_000)
+            sizes = ", ".join(size_text(s) for s in f.sizes)
+            if at["predicted_mib"] is None:
+                value = at["note"]
+            elif at["low_mib"] is None:
+                value = f"{at['predicted_mib']:,.0f} MiB (no band: fewer than 3 sizes)"
+            else:
+                value = f"{at['predicted_mib']:,.0f} MiB ({at['low_mib']:,.0f}–{at['high_mib']:,.0f})"
+            where = label if label != "matrix" else f"matrix {sizes}"
+            model = "flat" if f.flat else f.model
+            lines.append(f"| {p} | {name} | {where} | {model} | {value} |")
+    return lines
+
+
+def checks() -> list[str]:
+    """The predictor checked: fit on the sizes up to 500k, predict the next measured size."""
+    lines = ["| pipeline | figure | fitted on | predicted | measured | error | inside the band |",
+             "|---|---|---|---:|---:|---:|---|"]
+    for p, summary, label in (("colbert", H200 / "summary.json", "H200"),):
+        rows = _json(summary)["rows"]
+        measured = predict.measured(rows, p, "peak")
+        target = max(measured)
+        f = predict.fit_rows(rows, p, "peak", max_size=500_000)
+        at = predict.predict_at(f, target)
+        got = measured[target]
+        inside = at["low_mib"] <= got <= at["high_mib"]
+        lines.append(f"| {p} | host (tree peak) | {label} {', '.join(size_text(s) for s in f.sizes)} "
+                     f"| {size_text(target)}: {at['predicted_mib']:,.1f} MiB (±{at['error'] * 100:.1f}%) "
+                     f"| {got:,.1f} MiB | {(at['predicted_mib'] - got) / got * 100:+.1f}% "
+                     f"| {'yes' if inside else 'no'} |")
+    return lines
+
+
+def section() -> str:
+    parts = [BEGIN, "", "### `Indexer.index` at every size the seed has (MiB)", "", *table(), "",
+             "### 2M forecasts", "", *forecasts(), "", "### The predictor checked at 1M", "", *checks(), "", END]
+    return "\n".join(parts) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="replace the generated section of docs/seed-vs-ours.md")
+    args = ap.parse_args()
+    text = section()
+    if not args.write:
+        sys.stdout.write(text)
+        return 0
+    doc = DOC.read_text(encoding="utf-8")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END + "\n", 1)
+    DOC.write_text(head + text + tail, encoding="utf-8")
+    print(f"written: {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
