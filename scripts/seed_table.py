@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from memharness.report import predict  # noqa: E402
 from memharness.report.predict import size_text  # noqa: E402
+from memharness.scenario import parse_size  # noqa: E402
 
 MATRIX = ROOT / "results/samples/genomics-gpu-matrix"
 H200 = ROOT / "results/samples/genomics-gpu-h200"
@@ -32,21 +33,25 @@ PIPELINES = ("colbert", "ragatouille-nofaiss", "ragatouille-faiss")
 SIZES = (100_000, 250_000, 500_000, 1_000_000, 2_000_000)
 
 # The seed's `colbert/indexer.py/indexer.index` table (MB as printed by memory_profiler, i.e. MiB):
-# (start, increment, final) per pipeline and size, from ../shared/seeds/003_*.txt.
+# pipeline, size, start, increment, final, from ../shared/seeds/003_*.txt.
+SEED_ROWS = """
+colbert 100k 1596.9 36.7 1633.6
+colbert 250k 1754.0 92.8 1846.8
+colbert 500k 2072.1 199.1 2271.2
+colbert 1M 2707.3 421.9 3129.2
+colbert 2M 4000.6 876.4 4877.1
+ragatouille-faiss 100k 2114.2 1320.1 3434.3
+ragatouille-faiss 250k 2592.5 1175.0 3767.5
+ragatouille-faiss 500k 3405.0 1430.0 4835.0
+ragatouille-nofaiss 100k 1750.9 1203.9 2954.8
+ragatouille-nofaiss 250k 2597.4 1341.4 3938.8
+ragatouille-nofaiss 500k 3406.4 1465.8 4872.2
+ragatouille-nofaiss 1M 5040.1 1593.3 6633.3
+ragatouille-nofaiss 2M 8354.7 1882.0 10236.8
+"""
 SEED: dict[tuple[str, int], tuple[float, float, float]] = {
-    ("colbert", 100_000): (1596.9, 36.7, 1633.6),
-    ("colbert", 250_000): (1754.0, 92.8, 1846.8),
-    ("colbert", 500_000): (2072.1, 199.1, 2271.2),
-    ("colbert", 1_000_000): (2707.3, 421.9, 3129.2),
-    ("colbert", 2_000_000): (4000.6, 876.4, 4877.1),
-    ("ragatouille-faiss", 100_000): (2114.2, 1320.1, 3434.3),
-    ("ragatouille-faiss", 250_000): (2592.5, 1175.0, 3767.5),
-    ("ragatouille-faiss", 500_000): (3405.0, 1430.0, 4835.0),
-    ("ragatouille-nofaiss", 100_000): (1750.9, 1203.9, 2954.8),
-    ("ragatouille-nofaiss", 250_000): (2597.4, 1341.4, 3938.8),
-    ("ragatouille-nofaiss", 500_000): (3406.4, 1465.8, 4872.2),
-    ("ragatouille-nofaiss", 1_000_000): (5040.1, 1593.3, 6633.3),
-    ("ragatouille-nofaiss", 2_000_000): (8354.7, 1882.0, 10236.8),
+    (p, parse_size(size)): (float(a), float(b), float(c))
+    for p, size, a, b, c in (line.split() for line in SEED_ROWS.strip().splitlines())
 }
 
 

@@ -139,22 +139,26 @@ def gpu_figures() -> dict[str, float]:
         out[f"q3.start.colbert.{size}"] = _table_value(MATRIX, INDEXER, "colbert", size, "start")
         out[f"q3.start.nofaiss.{size}"] = _table_value(MATRIX, INDEXER, "ragatouille-nofaiss", size, "start")
         out[f"q5.inc.nofaiss.{size}"] = _table_value(MATRIX, CI_INDEX, "ragatouille-nofaiss", size, "increment")
-    out["q3.from_pretrained.start"] = _table_value(MATRIX, FROM_PRETRAINED, "ragatouille-nofaiss", "100k", "start")
-    out["q3.from_pretrained.inc"] = _table_value(MATRIX, FROM_PRETRAINED, "ragatouille-nofaiss", "100k", "increment")
-    out["q3.process_corpus.inc"] = _table_value(MATRIX, PROCESS_CORPUS, "ragatouille-nofaiss", "100k", "increment")
-    out["q3.gpu.entry.nofaiss"] = _table_value(MATRIX, INDEXER, "ragatouille-nofaiss", "100k", "gpu_start")
-    out["q3.gpu.ci_index.colbert"] = _table_value(MATRIX, CI_INDEX, "colbert", "100k", "gpu_start")
-    out["q3.gpu.ci_index.nofaiss"] = _table_value(MATRIX, CI_INDEX, "ragatouille-nofaiss", "100k", "gpu_start")
-    for p in ("colbert", "ragatouille-nofaiss"):
-        out[f"q4.inc.{p}.100k"] = _table_value(MATRIX, INDEXER, p, "100k", "increment")
-        out[f"q4.final.{p}.100k"] = _table_value(MATRIX, INDEXER, p, "100k", "final")
-    out["q4.inc.colbert.500k"] = _table_value(MATRIX, INDEXER, "colbert", "500k", "increment")
-    out["q4.final.colbert.500k"] = _table_value(MATRIX, INDEXER, "colbert", "500k", "final")
-    out["q4.inc.faiss.500k"] = _table_value(MATRIX, INDEXER, "ragatouille-faiss", "500k", "increment")
-    out["q4.final.faiss.500k"] = _table_value(MATRIX, INDEXER, "ragatouille-faiss", "500k", "final")
-    out["q5.inc.faiss.500k"] = _table_value(MATRIX, CI_INDEX, "ragatouille-faiss", "500k", "increment")
-    out["q6.tree.nofaiss.100k"] = _table_value(MATRIX, INDEXER, "ragatouille-nofaiss", "100k", "peak")
-    out["q6.tree.faiss.100k"] = _table_value(MATRIX, INDEXER, "ragatouille-faiss", "100k", "peak")
+    matrix_figures = {  # name: (target, pipeline, size, metric)
+        "q3.from_pretrained.start": (FROM_PRETRAINED, "ragatouille-nofaiss", "100k", "start"),
+        "q3.from_pretrained.inc": (FROM_PRETRAINED, "ragatouille-nofaiss", "100k", "increment"),
+        "q3.process_corpus.inc": (PROCESS_CORPUS, "ragatouille-nofaiss", "100k", "increment"),
+        "q3.gpu.entry.nofaiss": (INDEXER, "ragatouille-nofaiss", "100k", "gpu_start"),
+        "q3.gpu.ci_index.colbert": (CI_INDEX, "colbert", "100k", "gpu_start"),
+        "q3.gpu.ci_index.nofaiss": (CI_INDEX, "ragatouille-nofaiss", "100k", "gpu_start"),
+        "q4.inc.colbert.100k": (INDEXER, "colbert", "100k", "increment"),
+        "q4.final.colbert.100k": (INDEXER, "colbert", "100k", "final"),
+        "q4.inc.ragatouille-nofaiss.100k": (INDEXER, "ragatouille-nofaiss", "100k", "increment"),
+        "q4.final.ragatouille-nofaiss.100k": (INDEXER, "ragatouille-nofaiss", "100k", "final"),
+        "q4.inc.colbert.500k": (INDEXER, "colbert", "500k", "increment"),
+        "q4.final.colbert.500k": (INDEXER, "colbert", "500k", "final"),
+        "q4.inc.faiss.500k": (INDEXER, "ragatouille-faiss", "500k", "increment"),
+        "q4.final.faiss.500k": (INDEXER, "ragatouille-faiss", "500k", "final"),
+        "q5.inc.faiss.500k": (CI_INDEX, "ragatouille-faiss", "500k", "increment"),
+        "q6.tree.nofaiss.100k": (INDEXER, "ragatouille-nofaiss", "100k", "peak"),
+        "q6.tree.faiss.100k": (INDEXER, "ragatouille-faiss", "100k", "peak"),
+    }
+    out.update({name: _table_value(MATRIX, *where) for name, where in matrix_figures.items()})
     for size in ("10k", "25k", "50k"):
         out[f"q5.inc.nofaiss.{size}"] = _table_value(rag, CI_INDEX, "ragatouille-nofaiss", size, "increment")
         out[f"q6.torch_peak.{size}"] = _table_value(rag, TRAIN, "ragatouille-nofaiss", size, "gpu_peak")
