@@ -151,12 +151,15 @@ def pipeline_peaks(ids, texts, options, workdir, prepared=None) -> None:
 
 
 def pipeline_closes_stdio(ids, texts, options, workdir) -> None:
-    """Prints a line, then closes file descriptors 1 and 2 (as a daemonising library might) and returns
-    normally: the line is still in sys.stdout's buffer, so flushing it fails."""
+    """Prints a line, then closes stdout and stderr, the Python streams and file descriptors 1 and 2 under
+    them (as a daemonising library might), and returns normally."""
     import os
+    import sys
 
     _ = stage(5)
     print(f"indexed {len(texts)} passages")
+    sys.stdout.close()
+    sys.stderr.close()
     os.close(1)
     os.close(2)
 
