@@ -347,12 +347,12 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
         return opened, None
     manifest = opened
     run_dir = manifest.run_dir
-    reserve = diskspace.Reserve(run_dir)
-    reserve.create()
     say(f"run folder: {run_dir}")
     if req.resume is not None:
         for line in owner.stop_orphans(run_dir):  # the lock is ours: whatever still runs here is an orphan
             say(f"resuming: {line}")
+    reserve = diskspace.Reserve(run_dir)
+    reserve.create()
     todo, missing = _todo(manifest, plans, req.retry_failed)
     for cid in missing:
         say(f"resuming: cell {cid} is recorded done but its folder is missing: it runs again")
