@@ -33,7 +33,8 @@ from memharness.core import tracker as tracker_mod
 from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 
-__all__ = ["Profile", "ProfileError", "ProfileTable", "active_profile", "environment_fingerprint", "profile"]
+__all__ = ["Profile", "ProfileError", "ProfileTable", "active_profile", "environment_fingerprint", "profile",
+           "target_list"]
 
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _lock = threading.Lock()
@@ -46,14 +47,34 @@ def active_profile() -> Profile | None:
 
 
 def _interval(value: float | str | None) -> float | None:
-    if value in (None, 0, False, "off", "0"):
+    """The sampler's interval in seconds; None (or "off") runs no sampler. Zero is refused: it reads as
+    "sample as often as possible" but used to turn the sampler off without a word."""
+    if value is None or value is False or value == "off":
         return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"sample_interval must be a duration such as '50ms' or 0.05, or None for no sampler; "
+                         f"got {value!r}")
     from memharness.scenario.units import parse_duration
 
     seconds = parse_duration(value)
     if not 0.001 <= seconds <= 60:
-        raise ValueError(f"sample_interval must be between 1ms and 60s, got {value!r}")
+        raise ValueError(f"sample_interval must be between 1ms and 60s (None runs no sampler), got {value!r}")
     return seconds
+
+
+def target_list(value: Any, what: str = "targets") -> list[str]:
+    """`value` as a list of dotted paths (one string is a list of one); a ValueError naming `what` and the
+    item otherwise, so `profile(targets=[None])` is one line, not a traceback from deep in the resolver."""
+    if isinstance(value, str):
+        value = [value]
+    elif value is None or isinstance(value, (bytes, dict)) or not isinstance(value, Iterable):
+        raise ValueError(f"{what} must be a dotted path or a list of dotted paths (e.g. ['pkg.mod.func']), "
+                         f"got {value!r}")
+    out = list(value)
+    for i, item in enumerate(out):
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"{what}[{i}] must be a dotted path string such as 'pkg.mod.func', got {item!r}")
+    return out
 
 
 def _probe(gpu: str):
@@ -84,8 +105,8 @@ class Profile(ProfileResults):
                  size: int | str = 1, name: str = "profile", gpu: str = "auto") -> None:
         from memharness.scenario.units import parse_size
 
-        self.targets = [targets] if isinstance(targets, str) else list(targets)
-        self.optional_targets = [optional_targets] if isinstance(optional_targets, str) else list(optional_targets)
+        self.targets = target_list(targets)
+        self.optional_targets = target_list(optional_targets, "optional_targets")
         self.sample_interval = _interval(sample_interval)
         self.follow_children = follow_children
         for what, value in (("label", label), ("name", name)):

@@ -20,6 +20,7 @@ CELLS = "cells"  # one folder per cell: cells/<cell-id>/
 REPORT = "report"  # written by `memharness report`
 LOCK = ".lock"
 RESERVE = ".reserve"
+ATTEMPTS = "attempts"  # attempts/<cell-id>/<n>/: a cell's earlier attempt, moved aside when it runs again
 
 # --- a cell folder: cells/<cell-id>/
 CELL_SPEC = "cell.json"  # what the cell runs (written by the supervisor, read by the cell process)
@@ -31,6 +32,7 @@ CELL_INFO = "cell_info.json"  # what the pipeline reported it ran (k-means, inde
 MODULES = "modules.json"  # the distributions whose modules the cell process had imported when it ended
 ERROR = "error.json"  # the exception the pipeline raised
 GUARD = "guard.json"  # the sampler crossed max_rss and killed the tree
+CELL_NOTES = "notes.json"  # what the cell process noticed of its own end (the pipeline closed stdout/stderr)
 BOOT = "boot.json"  # how instrumented child processes find the session (not kept by `profile.save`)
 SAMPLER_LOG = "sampler.log"
 CALLS = "calls"  # calls/<pid>.jsonl, one file per instrumented process
@@ -94,6 +96,11 @@ def scenario_revision_file(rev: int) -> str:
 def cell_dir_name(cell_id: str) -> str:
     """A cell's folder relative to its run folder, as the manifest's `dir` holds it."""
     return f"{CELLS}/{cell_id}"
+
+
+def attempt_dir_name(cell_id: str, n: int) -> str:
+    """Where attempt `n` (1, 2, ...) of a cell that ran again is kept, relative to its run folder."""
+    return f"{ATTEMPTS}/{cell_id}/{n}"
 
 
 def calls_file(pid: int) -> str:

@@ -77,9 +77,10 @@ class MarkSpec:
         unknown = sorted(set(marker.kwargs) - set(MARKER_KEYS))
         if unknown:
             raise ValueError(f"unknown argument(s) {', '.join(unknown)}; known: {', '.join(MARKER_KEYS)}")
+        from memharness.api import target_list
+
         kw = marker.kwargs
-        targets = kw.get("targets", [])
-        targets = [targets] if isinstance(targets, str) else list(targets)
+        targets = target_list(kw.get("targets", []))
 
         def limits(key: str) -> dict[str, int]:
             value = kw.get(key) or {}

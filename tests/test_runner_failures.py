@@ -38,9 +38,10 @@ def _default_stop_signals() -> None:
         signal.signal(s, signal.SIG_DFL)
 
 
-def memharness(*args: str, cwd: Path, **kw) -> subprocess.Popen:
+def memharness(*args: str, cwd: Path, extra_env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     """`memharness ARGS` in its own session (signals reach it and its group only), output captured."""
-    env = dict(os.environ, PYTHONPATH=str(TESTS))
+    # the tests folder (workloads) and this checkout (not whichever memharness the venv has installed)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]), **(extra_env or {}))
     return subprocess.Popen([sys.executable, "-m", "memharness", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                             preexec_fn=_default_stop_signals, **kw)

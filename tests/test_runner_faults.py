@@ -407,3 +407,224 @@ def test_detached_helper_left_behind(tmp_path, policy):
             os.kill(helper, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+# --- 9. issue 28: one owner per cell, a stop that reaches the cell first, a killed sampler, a frozen folder -----
+
+QUICK = "MEMHARNESS_TEST_QUICK"  # a resumed cell of `pipeline_sleeps` with `quick_env` returns at once
+
+
+def _wait_until(what: str, check, timeout: float = 120):
+    """Poll `check()` until it returns something true (an event: a process or a file appeared); its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"{what} did not happen within {timeout:g} s")
+
+
+def _dead(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _samplers(cell_dir: Path) -> list[int]:
+    return [p.pid for p in _procs_of(cell_dir) if "memharness.core.sampler" in " ".join(p.cmdline())]
+
+
+def _stopped_run(tmp_path: Path, name: str) -> tuple[Path, subprocess.Popen, int, Path]:
+    """A run of `first` (quick) then `second` (sleeps, or returns at once under QUICK), caught while `second`
+    sleeps: (scenario, the run's process, the cell's pid, the cell folder)."""
+    pidfile = tmp_path / "cell.pid"
+    path = write_scenario(tmp_path, name, f"""\
+        - {{name: first, kind: callable, options: {{function: "workloads:pipeline_closes_stdio"}}}}
+        - {{name: second, kind: callable, options: {{function: "workloads:pipeline_sleeps", pidfile: "{pidfile}",
+            seconds: 600, quick_env: {QUICK}}}}}
+        """)
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    cell_pid = _wait_for(pidfile)
+    return path, proc, cell_pid, run_dir_of(tmp_path, name) / "cells" / "second__50__r0"
+
+
+def test_resume_after_a_killed_supervisor_stops_its_orphan_and_redoes_missing_cells(tmp_path):
+    """SIGKILL of `memharness run` leaves its cell and sampler running; `--resume` stops them (and says so)
+    before the cell runs again in a folder of its own; the orphan's files are kept aside, never mixed in. A
+    done cell whose folder was deleted runs again. A pipeline that closed stdout and stderr is done, and says
+    so (issue 28, cases 1, 6 and 7)."""
+    path, proc, orphan, cell_dir = _stopped_run(tmp_path, "orphan")
+    orphan_sampler = _wait_until("the sampler", lambda: _samplers(cell_dir))[0]
+    proc.kill()
+    proc.communicate(timeout=60)
+    run = cell_dir.parent.parent
+    shutil.rmtree(run / "cells" / "first__50__r0")  # a done cell's folder, gone
+    assert psutil.pid_exists(orphan) and psutil.pid_exists(orphan_sampler)
+
+    resumed = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path, extra_env={QUICK: "1"})
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "Traceback" not in out, out
+    assert f"resuming: cell second__50__r0: stopped 2 processes (pids {min(orphan, orphan_sampler)}, " \
+           f"{max(orphan, orphan_sampler)}) that an earlier memharness run (pid {proc.pid}, no longer running) " \
+           f"left running; SIGTERM" in out, out  # (", then SIGKILL after 5 s" if one ignored SIGTERM that long)
+    assert "resuming: cell first__50__r0 is recorded done but its folder is missing: it runs again" in out, out
+    assert _gone(orphan) and _gone(orphan_sampler)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [(c["id"], c["status"], c.get("attempts")) for c in manifest["cells"]] == [
+        ("first__50__r0", "done", None), ("second__50__r0", "done", ["attempts/second__50__r0/1"])]
+    # the orphan's attempt, whole and apart: its own root pid, calls and one sampler session
+    old = run / "attempts" / "second__50__r0" / "1"
+    assert json.loads((old / "timeline.json").read_text())["root_pid"] == orphan
+    assert [f.name for f in (old / "calls").iterdir()] == [f"{orphan}.jsonl"]
+    assert not (old / "work").exists()
+    # the new attempt: nothing of the orphan in it
+    new_root = json.loads((cell_dir / "timeline.json").read_text())["root_pid"]
+    assert new_root != orphan
+    assert json.loads((cell_dir / "processes.json").read_text())["root_pid"] == new_root
+    assert [f.name for f in (cell_dir / "calls").iterdir()] == [f"{new_root}.jsonl"]
+    assert (cell_dir / "sampler.log").read_text().count('"ticks"') == 1
+    # the pipeline that closed its stdout and stderr: done, and the record says why its logs stop
+    status, d = cell(run, "first__50__r0")
+    assert (status["status"], status["cause"], status["stdio_closed"]) == ("done", None, ["stdout", "stderr"])
+    assert status["message"] == "the pipeline closed its stdout and stderr; what it printed after that is lost"
+    assert "memharness: the pipeline closed its stdout and stderr" in (d / "stderr.log").read_text()
+    assert "first__50__r0: done in" in out and "(the pipeline closed its stdout and stderr;" in out
+
+
+def test_stop_signal_that_reaches_the_cell_first_is_an_interruption(tmp_path):
+    """SIGTERM to the supervisor, the cell and the sampler at once (a container stop), delivered to the cell
+    before the supervisor: the cell is `interrupted`, and `--resume` runs it again (issue 28, case 2)."""
+    path, proc, cell_pid, cell_dir = _stopped_run(tmp_path, "groupstop")
+    sampler = _wait_until("the sampler", lambda: _samplers(cell_dir))[0]
+    os.kill(proc.pid, signal.SIGSTOP)  # the supervisor sees its SIGTERM only after the cell died of its own
+    try:
+        for pid in (cell_pid, sampler, proc.pid):
+            os.kill(pid, signal.SIGTERM)
+        _wait_until("the cell's death", lambda: _dead(cell_pid))  # a zombie until the supervisor runs again
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out
+    run = cell_dir.parent.parent
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert [(c["id"], c["status"], c["cause"]) for c in manifest["cells"]] == [
+        ("first__50__r0", "done", None), ("second__50__r0", "interrupted", "interrupted")]
+    status, _ = cell(run, "second__50__r0")
+    assert (status["status"], status["message"]) == ("interrupted", "stopped by SIGTERM")
+    assert out.strip().splitlines()[-1] == f"interrupted (SIGTERM); finish the run with: memharness run {path} " \
+                                           f"--resume {run}"
+
+    resumed = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path, extra_env={QUICK: "1"})
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert "resuming: 1 cells already finished, 1 to run" in out
+    assert cell(run, "second__50__r0")[0]["status"] == "done"
+
+
+def test_a_killed_sampler_is_restarted_the_gap_recorded_and_max_rss_still_enforced(tmp_path):
+    """`kill -KILL` of the sampler mid-cell: the supervisor starts it again, status.json and the report name
+    the gap, and the cell that then grows past max_rss is still stopped (issue 28, case 3)."""
+    pidfile, release = tmp_path / "cell.pid", tmp_path / "release"
+    path = write_scenario(tmp_path, "nosampler", f"""\
+        - {{name: grows, kind: callable, options: {{function: "workloads:pipeline_grows_on_release",
+            pidfile: "{pidfile}", release: "{release}", step_mib: 64}}}}
+        """, extra="max_rss: 600MiB\ntimeout: 120s\n")
+    proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
+    _wait_for(pidfile)
+    cell_dir = run_dir_of(tmp_path, "nosampler") / "cells" / "grows__50__r0"
+    first = _wait_until("the sampler", lambda: _samplers(cell_dir))[0]
+    os.kill(first, signal.SIGKILL)
+    _wait_until("a new sampler", lambda: [p for p in _samplers(cell_dir) if p != first])
+    release.write_text("")  # now grow past max_rss: only the new sampler can stop it
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    status, _ = cell(run_dir_of(tmp_path, "nosampler"), "grows__50__r0")
+    assert (status["status"], status["cause"]) == ("failed", "max_rss"), status
+    (gap,) = status["sampler_gaps"]
+    assert gap["why"] == "killed by SIGKILL" and status["t_start_ns"] < gap["from_ns"] < gap["to_ns"]
+    header = json.loads((cell_dir / "timeline.json").read_text())
+    assert header["restarted"] is True
+    assert json.loads((cell_dir / "guard.json").read_text())["tree_rss"] > 600 * MiB
+
+    from typer.testing import CliRunner
+
+    from memharness.cli import app
+
+    report = CliRunner().invoke(app, ["report", str(cell_dir.parent.parent)])
+    assert report.exit_code == 0, report.output
+    seconds = (gap["to_ns"] - gap["from_ns"]) / 1e9
+    start = (gap["from_ns"] - status["t_start_ns"]) / 1e9
+    line = (f"warning: the timeline sampler of 1 cell(s) was not running for a while, so their timelines have a gap "
+            f"and max_rss was not enforced then: grows__50__r0 {seconds:.1f} s from {start:.1f} s (killed by SIGKILL)")
+    assert line in report.stdout.splitlines(), report.stdout
+    summary = json.loads((cell_dir.parent.parent / "report" / "summary.json").read_text())
+    assert [(g["cell"], g["why"]) for g in summary["sampler_gaps"]] == [("grows__50__r0", "killed by SIGKILL")]
+
+
+def _freeze(how: str, run: Path, cell_dir: Path) -> list[list[str]]:
+    """Make the run folder unwritable mid-run; the commands that undo it. `immutable`: chattr +i on the cell
+    folder, `cells/` and the run folder (nothing can be recorded); `read-only`: a read-only bind mount over the
+    cell folder alone (as a remount read-only does to paths; the manifest can still be written)."""
+    if how == "immutable":
+        if shutil.which("chattr") is None:
+            pytest.skip("chattr is not installed")
+        undo = []
+        for folder in (cell_dir, run / "cells", run):
+            if subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode != 0:
+                pytest.skip(f"this filesystem does not take the immutable attribute ({folder})")
+            undo.append(["chattr", "-i", str(folder)])
+        return undo
+    for step in (["mount", "--bind", str(cell_dir), str(cell_dir)], ["mount", "-o", "remount,ro,bind", str(cell_dir)]):
+        proc = subprocess.run(step, capture_output=True, text=True)
+        if proc.returncode != 0:
+            pytest.skip(f"cannot bind-mount read-only here (needs root / CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    return [["umount", str(cell_dir)]]
+
+
+@pytest.mark.parametrize("how, why", [("immutable", "Operation not permitted"), ("read-only", "Read-only file system")])
+def test_run_folder_made_unwritable_mid_run_ends_in_one_line_and_exit_74(tmp_path, how, why):
+    """The run folder stops being writable while a cell runs: one line, exit 74 (no chained traceback from
+    releasing `.reserve`), the manifest says `write_error` where it can still be written; once writable again
+    `--resume` finishes the run (issue 28, case 4)."""
+    path, proc, cell_pid, cell_dir = _stopped_run(tmp_path, "frozenrun")
+    run = cell_dir.parent.parent
+    undo = _freeze(how, run, cell_dir)
+    try:
+        os.kill(cell_pid, signal.SIGKILL)  # the cell ends; its status cannot be written
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        for step in undo:
+            subprocess.run(step, check=False)
+    assert proc.returncode == 74, out
+    assert "Traceback" not in out, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"cannot write {run}/") and f"({why}): make the run folder writable again " \
+        "(permissions, chattr -i, a read-only mount) and resume with: " in last, out
+    assert last.endswith(f"resume with: memharness run {path} --resume {run}"), out
+    assert "free space" not in last
+    assert _procs_of(cell_dir) == []
+    second = json.loads((run / "manifest.json").read_text())["cells"][1]
+    assert (second["status"], second["cause"]) == (("running", None) if how == "immutable" else
+                                                   ("interrupted", "write_error"))
+
+    resumed = memharness("run", str(path), "--resume", str(run), "--no-report", cwd=tmp_path, extra_env={QUICK: "1"})
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert [c["status"] for c in json.loads((run / "manifest.json").read_text())["cells"]] == ["done", "done"]
+
+
+def test_dry_run_checks_disk_space(tmp_path, small_disk):
+    """`--dry-run` runs every preflight check that starts no cell, the disk-space estimate included (issue 28,
+    case 9): a 16 MiB disk takes the 4 MiB probe file but not an hour of timeline."""
+    disk = small_disk("16m")
+    path = write_scenario(tmp_path, "tight", OK_PIPELINE)
+    path.write_text(path.read_text().replace(f"output: {tmp_path / 'results'}", f"output: {disk}"))
+    proc = memharness("run", str(path), "--dry-run", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "dry run: preflight passed" not in out
+    assert out.strip().splitlines()[-1].startswith(f"  {path}:4: not enough disk space at {disk / 'tight'}: "), out
+    assert list(disk.iterdir()) == []

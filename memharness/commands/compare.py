@@ -55,8 +55,9 @@ def compare(
     See docs/compare.md for the decision rule.
     """
     from memharness.compare import Rule, baseline_spec_for
-    from memharness.compare import compare as compare_runs
+    from memharness.compare.engine import compare as compare_sides
     from memharness.compare.render import to_json, to_markdown
+    from memharness.compare.sides import load_side
 
     if fmt not in ("md", "json"):
         raise MemharnessError(f"--format {fmt!r}: choose md or json")
@@ -77,11 +78,34 @@ def compare(
         if len(runs) != 2:
             raise MemharnessError("give BASE and CURRENT (or --baseline CURRENT)")
         base_spec, current_spec = runs
-    result = compare_runs(base_spec, current_spec, metric=metric, rule=rule)
+    sides = load_side(base_spec), load_side(current_spec)
+    result = compare_sides(*sides, metric=metric, rule=rule)
     text = to_json(result) if fmt == "json" else to_markdown(result)
     typer.echo(text)
+    for side in sides:
+        for warning in unreadable_warnings(side):
+            typer.echo(f"warning: {side.spec}: {warning}", err=True)
     if output is not None:
         from memharness.core.atomic import write_text
 
         write_text(output, text + "\n")
     raise typer.Exit(1 if result.regressed else 0)
+
+
+def unreadable_warnings(side) -> list[str]:  # noqa: ANN001 - a compare.sides.Side
+    """What `report` warns about, for the cells one side of a comparison reads: garbage lines skipped in call
+    files and cell JSON files that could not be read (their figures are missing from the verdict)."""
+    from memharness.report.html import (
+        unreadable_call_lines,
+        unreadable_calls_warning,
+        unreadable_files,
+        unreadable_files_warning,
+    )
+
+    cells = [side.cell(entry) for entry in side.cells]
+    out = []
+    if lines := unreadable_call_lines(cells):
+        out.append(unreadable_calls_warning(lines, limit=len(lines)))  # no summary.json here: all
+    if files := unreadable_files(cells):
+        out.append(unreadable_files_warning(files, limit=len(files)))
+    return out

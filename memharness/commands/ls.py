@@ -32,6 +32,8 @@ def ls(root: Annotated[Path, typer.Argument(help="Results folder.")] = Path("res
 
     if not root.exists():
         raise MemharnessError(f"{root} does not exist")
+    if not root.is_dir():
+        raise MemharnessError(f"{root} is a file, not a folder: give the results folder (or a run folder)")
     table = Table("scenario", "run", "done", "failed", "other", "total", "created", "path", "note")
     for run_dir in find_runs(root):
         try:

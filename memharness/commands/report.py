@@ -72,6 +72,23 @@ def budget_text(index: Path, budget: str | None, gpu_budget: str | None) -> str:
     return "\n".join(["", *budget_lines(summary["rows"], pipelines, b, g)])
 
 
+def unfinished_lines(cells: list[dict]) -> list[str]:
+    """One line per status of the cells that did not finish: `failed cells: a (exception)`, `pending cells:
+    b`, `missing cells: c (...)`; a cause is shown where there is one."""
+    by_status: dict[str, list[str]] = {}
+    for c in cells:
+        status = c.get("status") if isinstance(c.get("status"), str) and c.get("status") else "unknown"
+        cause = c.get("cause")
+        shown = f"{c['id']} ({cause})" if isinstance(cause, str) and cause and cause != status else str(c["id"])
+        by_status.setdefault(status, []).append(shown)
+    lines = []
+    for status, ids in by_status.items():
+        tail = " (recorded done, but the cell folder is gone; `run --resume` runs them again)" \
+            if status == "missing" else ""
+        lines.append(f"{status} cells: {', '.join(ids)}{tail}")
+    return lines
+
+
 def summary_text(index: Path) -> str:
     """What `report` prints: where the page is, and what tables.md holds."""
     import json
@@ -96,9 +113,7 @@ def summary_text(index: Path) -> str:
         lines += ["", tree_md.read_text(encoding="utf-8").rstrip(), ""]
     charts = sorted(p.name for pattern in names.CHART_GLOBS for p in out.glob(pattern))
     lines.append(f"charts: {len(charts)} PNGs in {out}")
-    if summary["failed_cells"]:
-        failed = ", ".join(f"{c['id']} ({c['cause']})" for c in summary["failed_cells"])
-        lines.append(f"failed cells: {failed}")
+    lines += unfinished_lines(summary["failed_cells"])
     if summary["missing_targets"]:
         lines.append(f"missing targets: {', '.join(m['path'] for m in summary['missing_targets'])}")
     if summary.get("unreadable_call_lines"):
@@ -109,4 +124,8 @@ def summary_text(index: Path) -> str:
         from memharness.report.html import unreadable_files_warning
 
         lines.append(f"warning: {unreadable_files_warning(summary['unreadable_files'])}")
+    if summary.get("sampler_gaps"):
+        from memharness.report.html import sampler_gaps_warning
+
+        lines.append(f"warning: {sampler_gaps_warning(summary['sampler_gaps'])}")
     return "\n".join(lines)

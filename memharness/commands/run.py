@@ -54,8 +54,8 @@ def run(
                                                          "(default: start a local Ray).")] = None,
 ) -> None:
     """Run every cell of a scenario. Exit 0: all cells done; 1: some failed; 2: nothing ran (bad input,
-    preflight, run folder in use); 74: the run folder could not be written (disk full; free space and
-    --resume); 130/143/129: stopped by SIGINT/SIGTERM/SIGHUP (--resume finishes the run)."""
+    preflight, run folder in use); 74: the run folder could not be written (disk full, read-only or immutable;
+    fix it and --resume); 130/143/129: stopped by SIGINT/SIGTERM/SIGHUP (--resume finishes the run)."""
     from rich.console import Console
 
     from memharness.runner.execute import PreflightError, RunRequest, execute

@@ -151,9 +151,10 @@ def _header(root: int, interval: float, max_rss: int | None, gpu: bool) -> dict:
 
 
 def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None, gpu: str = "auto",
-           exclude: set[int] | None = None) -> dict:
+           exclude: set[int] | None = None, restart: bool = False) -> dict:
     """Sample `root`'s process tree every `interval` seconds into `out_dir` until it is gone or SIGTERM/SIGINT
-    arrives; returns the header written to timeline.json at the end."""
+    arrives; returns the header written to timeline.json at the end. `restart`: an earlier sampler of this
+    tree died; its processes.json is taken over (the timelines are appended to anyway)."""
     stop = {"flag": False}
 
     def _stop(signum, frame):  # noqa: ANN001, ARG001
@@ -166,6 +167,8 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     exclude = set(exclude or ()) | {os.getpid()}
     nvml = _open_gpu(gpu)
     header = _header(root, interval, max_rss, nvml is not None)
+    if restart:
+        header["restarted"] = True  # this header covers the samples since the restart
     write_json(out_dir / names.TIMELINE_HEADER, header)
 
     ticks = late = 0
@@ -174,6 +177,8 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     next_t = now_ns()
     killed = False
     procs = _ProcessBook(out_dir / names.PROCESSES, root)
+    if restart:
+        procs.take_over()
     with open(out_dir / names.TIMELINE, "ab", buffering=0) as fh, \
             open(out_dir / names.MEMORY_TIMELINE, "ab", buffering=0) as mem_fh:
         while not stop["flag"]:
@@ -223,6 +228,19 @@ class _ProcessBook:
         self.dirty = False
         self.written_ns = 0
 
+    def take_over(self) -> None:
+        """Start from the processes an earlier sampler of the tree recorded (it died; this one goes on)."""
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            records = data.get("processes") if isinstance(data, dict) else None
+        except (OSError, ValueError):
+            return
+        keys = ("pid", "first_ns", "last_ns", "hwm", "hwm_t_ns")
+        for rec in records if isinstance(records, list) else []:
+            if isinstance(rec, dict) and all(type(rec.get(k)) is int for k in keys):
+                self.procs[rec["pid"]] = {**rec, "last_hwm": rec["hwm"]}
+
     def seen(self, pid: int, ppid: int | None, t: int, hwm: int) -> bool:
         """Note one sample; True when its VmHWM differs from the last one written for it."""
         self.live.add(pid)
@@ -264,8 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-rss", type=int, default=None)
     ap.add_argument("--gpu", choices=["auto", "off"], default="auto")
     ap.add_argument("--exclude", type=int, action="append", default=[])
+    ap.add_argument("--restart", action="store_true", help="take over from a sampler of this tree that died")
     args = ap.parse_args(argv)
-    header = sample(args.root, args.out, args.interval, args.max_rss, args.gpu, set(args.exclude))
+    header = sample(args.root, args.out, args.interval, args.max_rss, args.gpu, set(args.exclude), args.restart)
     print(json.dumps({"ticks": header["ticks"], "late_ticks": header["late_ticks"]}), file=sys.stderr)
     return 0
 

@@ -115,17 +115,22 @@ def sampler_env() -> dict[str, str]:
 
 
 def start_sampler(root: int, out_dir: Path, interval: float, max_rss: int | None = None,
-                  python: str | None = None) -> subprocess.Popen:
-    """Start the timeline sampler on a process tree; its own messages go to OUT_DIR/sampler.log."""
+                  python: str | None = None, env: dict[str, str] | None = None,
+                  restart: bool = False) -> subprocess.Popen:
+    """Start the timeline sampler on a process tree; its own messages go to OUT_DIR/sampler.log. `env`: extra
+    environment (the supervisor's marks of the cell); `restart`: the tree's sampler died, this one takes over
+    its files (the timeline goes on, processes.json keeps the processes seen so far)."""
     cmd = [python or sys.executable, "-m", "memharness.core.sampler", "--root", str(root), "--out", str(out_dir),
            "--interval", str(interval)]
     if max_rss is not None:
         cmd += ["--max-rss", str(max_rss)]
+    if restart:
+        cmd += ["--restart"]
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     (Path(out_dir) / names.TIMELINE_HEADER).unlink(missing_ok=True)
     with open(Path(out_dir) / names.SAMPLER_LOG, "ab") as log:
-        proc = subprocess.Popen(cmd, env=sampler_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, env={**sampler_env(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, start_new_session=True)
     deadline = time.monotonic() + 30
     while not (Path(out_dir) / names.TIMELINE_HEADER).exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # the sampler writes its header once it samples

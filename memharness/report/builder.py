@@ -74,9 +74,9 @@ def _wanted_sizes(run: Run) -> dict[str, list[int]]:
     """Per pipeline, the scenario's sizes it has no finished cell for (failed, or not run)."""
     from memharness.scenario import parse_size
 
-    spec = run.manifest.get("scenario_spec") or {}
+    listed = run.scenario_spec.get("sizes")  # the recorded scenario's sizes, whatever JSON a hand left there
     sizes = set(run.sizes)
-    for s in spec.get("sizes", []) or []:
+    for s in listed if isinstance(listed, list) else []:
         try:
             sizes.add(parse_size(s))
         except (ValueError, TypeError):
@@ -192,7 +192,7 @@ def _failed_cells(run: Run) -> list[dict[str, Any]]:
 
 def _summary(parts: _Parts) -> dict[str, Any]:
     """summary.json: every figure of the report, for tools."""
-    from memharness.report.html import missing_targets, unreadable_call_lines, unreadable_files
+    from memharness.report.html import missing_targets, sampler_gaps, unreadable_call_lines, unreadable_files
 
     run, out = parts.run, parts.out
     return {
@@ -208,6 +208,7 @@ def _summary(parts: _Parts) -> dict[str, Any]:
         "missing_targets": missing_targets(run.cells),
         "unreadable_call_lines": unreadable_call_lines(run.cells),
         "unreadable_files": unreadable_files(run.cells),
+        "sampler_gaps": sampler_gaps(run.cells),
         "scaling": parts.scaling,
         "predictions": parts.predictions,
         "call_trees": {p: [n.to_dict() for n in t] for p, t in parts.trees.items()},

@@ -194,6 +194,33 @@ def unreadable_calls_warning(entries: list[dict[str, Any]], limit: int = 3) -> s
             f"missing from the tables: {shown}")
 
 
+def sampler_gaps(cells: list[CellFolder]) -> list[dict[str, Any]]:
+    """When a cell's timeline sampler was not running (it died and was started again, or the cell was stopped
+    for it): seconds from the cell's start, `to_s` None when it never came back."""
+    out = []
+    for c in cells:
+        t0 = c.t0_ns
+        for gap in c.sampler_gaps:
+            to_ns = gap.get("to_ns")
+            out.append({"cell": c.id, "why": gap.get("why", ""),
+                        "from_s": None if t0 is None else (gap["from_ns"] - t0) / 1e9,
+                        "to_s": None if t0 is None or to_ns is None else (to_ns - t0) / 1e9,
+                        "seconds": None if to_ns is None else (to_ns - gap["from_ns"]) / 1e9})
+    return out
+
+
+def sampler_gaps_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
+    """One sentence: which cells' timelines have a gap, the first few as `CELL 0.4 s from 3.1 s (why)`."""
+    def one(e: dict[str, Any]) -> str:
+        start = "?" if e["from_s"] is None else f"{e['from_s']:.1f}"
+        span = "until the cell was stopped" if e["seconds"] is None else f"{e['seconds']:.1f} s"
+        return f"{e['cell']} {span} from {start} s ({e['why']})"
+
+    cells = len({e["cell"] for e in entries})
+    return (f"the timeline sampler of {cells} cell(s) was not running for a while, so their timelines have a gap "
+            f"and max_rss was not enforced then: {_first_few([one(e) for e in entries], limit)}")
+
+
 def _head(page: Page) -> list[str]:
     """The page's head, title line, navigation and the warnings about unreadable input."""
     run = page.run
@@ -224,6 +251,9 @@ def _head(page: Page) -> list[str]:
     broken = unreadable_files(run.cells)
     if broken:
         out.append(f'<p class="bad">Warning: {escape(unreadable_files_warning(broken))}.</p>')
+    gaps = sampler_gaps(run.cells)
+    if gaps:
+        out.append(f'<p class="bad">Warning: {escape(sampler_gaps_warning(gaps))}.</p>')
     return out
 
 

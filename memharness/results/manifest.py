@@ -1,9 +1,10 @@
 """One reader of a run folder's `manifest.json` and one error class for a run that cannot be read.
 
 `read_manifest(run_dir)` returns the manifest as a dict once it has checked what readers rely on (a JSON
-object of format `memharness-run` whose `cells` is a list of objects with `id`, `pipeline`, `size` and
-`status`); anything else raises `BrokenRunError` naming the file and why, in a few words a user can act on
-(`manifest.json: truncated JSON (a half-written file?)`). A folder without a manifest raises its subclass
+object of format `memharness-run` whose `cells` is a list of objects with a string `id`, `pipeline` and
+`status` and an integer `size`); anything else raises `BrokenRunError` naming the file and why, in a few words
+a user can act on (`manifest.json: truncated JSON (a half-written file?)`). Optional fields of another JSON
+type read as absent (`results/shapes.py`). A folder without a manifest raises its subclass
 `NotARunError`. Callers catch `BrokenRunError` for both.
 """
 
@@ -14,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from memharness.errors import MemharnessError
-from memharness.names import MANIFEST
+from memharness.names import MANIFEST, cell_dir_name
+from memharness.results.shapes import (
+    CELL_ENTRY_FIELDS,
+    MANIFEST_FIELDS,
+    REVISION_FIELDS,
+    clean,
+    clean_list,
+    kind_of,
+)
 
 RUN_FORMAT = "memharness-run"
 CELL_KEYS = ("id", "pipeline", "size", "status")
@@ -65,31 +74,58 @@ def _json_reason(text: str, exc: json.JSONDecodeError) -> str:
     return f"not valid JSON: {where}"
 
 
-def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), f"a {type(value).__name__}")
-
-
 def check_manifest(data: Any) -> str | None:
     """Why `data` is not a usable run manifest, or None when it is."""
     if not isinstance(data, dict):
-        return f"expected a JSON object, got {_kind(data)}"
+        return f"expected a JSON object, got {kind_of(data)}"
     if data.get("format") != RUN_FORMAT:
         return f"not a memharness run manifest (format {data.get('format')!r}, expected {RUN_FORMAT!r})"
     cells = data.get("cells")
     if not isinstance(cells, list):
-        return "no 'cells' list" if cells is None else f"'cells' is {_kind(cells)}, expected a list"
+        return "no 'cells' list" if cells is None else f"'cells' is {kind_of(cells)}, expected a list"
+    return check_cells(cells)
+
+
+def check_cells(cells: list[Any]) -> str | None:
+    """Why a manifest's `cells` cannot be read (the first cell field of a type readers cannot use), or None."""
     for i, cell in enumerate(cells):
         if not isinstance(cell, dict):
-            return f"cells[{i}] is {_kind(cell)}, expected an object"
+            return f"cells[{i}] is {kind_of(cell)}, expected an object"
         missing = [k for k in CELL_KEYS if k not in cell]
         if missing:
             return f"cells[{i}] has no {', '.join(repr(k) for k in missing)}"
         if not isinstance(cell["id"], str) or not cell["id"]:
-            return f"cells[{i}].id is {_kind(cell['id'])}, expected a cell id string"
+            return f"cells[{i}].id is {kind_of(cell['id'])}, expected a cell id string"
         if isinstance(cell["size"], bool) or not isinstance(cell["size"], int):
-            return f"cells[{i}].size is {_kind(cell['size'])}, expected an integer"
+            return f"cells[{i}].size is {kind_of(cell['size'])}, expected an integer of 0 or more"
+        if cell["size"] < 0:
+            return f"cells[{i}].size is {cell['size']}, expected an integer of 0 or more"
+        for key in ("pipeline", "status"):
+            if not isinstance(cell[key], str):
+                return f"cells[{i}].{key} is {kind_of(cell[key])}, expected a string"
     return None
+
+
+def cleaned(data: dict[str, Any]) -> dict[str, Any]:
+    """A checked manifest with every optional field of an unexpected JSON type left out (read as absent),
+    at the top, in each cell entry and in each scenario revision (see `results/shapes.py`)."""
+    out, _ = clean(data, MANIFEST_FIELDS)
+    out["cells"] = [clean(c, CELL_ENTRY_FIELDS)[0] for c in data["cells"]]
+    if "scenario_revisions" in out:
+        revisions, dropped = clean_list(out["scenario_revisions"], REVISION_FIELDS, "scenario_revisions",
+                                        ("rev",))
+        if dropped or not revisions:
+            out.pop("scenario_revisions")  # a history that cannot be followed is no history
+    return out
+
+
+def entry_dir(entry: dict[str, Any]) -> str:
+    """A manifest cell entry's folder, relative to its run: its `dir` when that is a relative path inside the
+    run, else the default `cells/<id>` (a `dir` of another JSON type, absolute or climbing out is ignored)."""
+    rel = entry.get("dir")
+    if isinstance(rel, str) and rel.strip() and not Path(rel).is_absolute() and ".." not in Path(rel).parts:
+        return rel
+    return cell_dir_name(str(entry["id"]))
 
 
 def read_manifest(run_dir: Path | str) -> dict[str, Any]:
@@ -99,7 +135,7 @@ def read_manifest(run_dir: Path | str) -> dict[str, Any]:
     problem = check_manifest(data)
     if problem is not None:
         raise BrokenRunError(path, problem)
-    return data
+    return cleaned(data)
 
 
 def parse_manifest(run_dir: Path | str) -> tuple[Path, Any]:

@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING, Any
 from memharness import names
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
+from memharness.results.manifest import entry_dir
 
 if TYPE_CHECKING:
     from memharness.results.run import Run
 
 
 class MergeError(MemharnessError):
-    """Runs that cannot be merged (other scenarios), or an output folder that is in the way."""
+    """Runs that cannot be merged (other scenarios), or an output folder that is in the way or cannot be
+    written."""
 
 
 def _check(runs: list[Run], into: Path) -> None:
@@ -33,7 +35,11 @@ def _check(runs: list[Run], into: Path) -> None:
     for r in runs:
         if into.resolve() == r.dir.resolve() or into.resolve() in r.dir.resolve().parents:
             raise MergeError(f"--output {into} holds the run {r.dir}; merge into a new folder")
-    if into.exists() and (not into.is_dir() or any(into.iterdir())):
+    try:
+        in_the_way = into.exists() and (not into.is_dir() or any(into.iterdir()))
+    except OSError as exc:
+        raise MergeError(f"--output {into}: cannot read it ({exc.strerror or exc})") from None
+    if in_the_way:
         raise MergeError(f"--output {into} exists and is not an empty folder; merge writes a new run folder")
 
 
@@ -55,12 +61,26 @@ def merge(runs: list[Run], into: Path | str) -> Path:
     for run in runs:
         for entry in run.manifest["cells"]:
             entries[entry["id"]] = (run, entry)  # a later run wins
+    made = not into.exists()
+    try:
+        _write(runs, entries, into)
+    except OSError as exc:  # a read-only or pseudo file system, an immutable parent, a full disk
+        if made:
+            shutil.rmtree(into, ignore_errors=True)  # leave no half-merged run folder
+        where, why = exc.filename or into, exc.strerror or str(exc)
+        if isinstance(exc, shutil.Error) and exc.args and exc.args[0]:  # copytree's list of (src, dst, why)
+            _, where, why = exc.args[0][0]
+        raise MergeError(f"--output {into}: cannot write {where} ({why}); choose a writable --output") from None
+    return into
+
+
+def _write(runs: list[Run], entries: dict[str, tuple[Run, dict[str, Any]]], into: Path) -> None:
     into.mkdir(parents=True, exist_ok=True)
     for run, entry in entries.values():
-        source = run.dir / entry.get("dir", names.cell_dir_name(entry["id"]))
+        rel = entry_dir(entry)
+        source = run.dir / rel
         if source.is_dir():  # a pending cell may have no folder yet
-            shutil.copytree(source, into / entry.get("dir", names.cell_dir_name(entry["id"])),
-                            ignore=shutil.ignore_patterns(names.WORK))
+            shutil.copytree(source, into / rel, ignore=shutil.ignore_patterns(names.WORK))
     first = runs[0]
     for name in _scenario_files(first):
         if (first.dir / name).is_file():
@@ -68,7 +88,11 @@ def merge(runs: list[Run], into: Path | str) -> Path:
     manifest = dict(first.manifest)
     manifest["run_id"] = into.name
     manifest["merged_from"] = [str(r.dir) for r in runs]
-    manifest["cells"] = sorted((e for _, e in entries.values()),
-                               key=lambda c: (c["size"], c.get("repeat", 0), c["pipeline"]))
+    manifest["cells"] = sorted((e for _, e in entries.values()), key=_cell_order)
     write_json(into / names.MANIFEST, manifest)
-    return into
+
+
+def _cell_order(entry: dict[str, Any]) -> tuple[int, int, str]:
+    repeat = entry.get("repeat", 0)
+    return (entry["size"], repeat if isinstance(repeat, int) and not isinstance(repeat, bool) else 0,
+            str(entry.get("pipeline", "")))

@@ -11,6 +11,7 @@ did (a missing file reads as empty).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,11 +28,32 @@ from memharness.core.records import (
     read_memory_timeline,
     read_timeline,
 )
-from memharness.results.manifest import read_manifest
+from memharness.results import shapes
+from memharness.results.manifest import entry_dir, read_manifest
+
+
+def _processes(data: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    out, dropped = shapes.clean(data, shapes.PROCESSES_FIELDS)
+    if "processes" in out:
+        out["processes"], more = shapes.clean_list(out["processes"], shapes.PROCESS_FIELDS, "processes",
+                                                   shapes.PROCESS_REQUIRED)
+        dropped += more
+    return out, dropped
+
+
+# Each cell JSON file's check: (the object with every field of an unexpected type left out, those fields named)
+_SHAPES: dict[str, Callable[[dict[str, Any]], tuple[dict[str, Any], list[str]]]] = {
+    names.STATUS: lambda d: shapes.clean(d, shapes.STATUS_FIELDS),
+    names.TIMELINE_HEADER: lambda d: shapes.clean(d, shapes.TIMELINE_HEADER_FIELDS),
+    names.PROCESSES: _processes,
+    names.CELL_INFO: lambda d: shapes.clean(d, shapes.CELL_INFO_FIELDS),
+    names.TARGETS: lambda d: shapes.clean(d, shapes.TARGETS_FIELDS),
+}
 
 
 def _json_file(name: str, doc: str) -> cached_property:
-    """A cell property holding the JSON object of the cell's file `name`, read on first use."""
+    """A cell property holding the JSON object of the cell's file `name`, read on first use; a field of an
+    unexpected JSON type reads as absent and is named in `unreadable`."""
 
     def read(cell: CellFolder) -> dict[str, Any]:
         try:
@@ -39,9 +61,16 @@ def _json_file(name: str, doc: str) -> cached_property:
         except (OSError, ValueError) as exc:  # not JSON, not UTF-8, unreadable: the report warns, goes on
             cell.unreadable[name] = _why(exc)
             return {}
+        except RecursionError:
+            cell.unreadable[name] = "JSON nested too deeply"
+            return {}
         if not isinstance(data, dict):
             cell.unreadable[name] = f"a JSON {type(data).__name__}, not an object"
             return {}
+        if name in _SHAPES:
+            data, dropped = _SHAPES[name](data)
+            if dropped:
+                cell.unreadable[name] = "; ".join(dropped)
         return data
 
     read.__doc__ = doc
@@ -55,6 +84,8 @@ def _why(exc: Exception) -> str:
         return f"not JSON ({getattr(exc, 'msg', exc)})"
     return exc.strerror or str(exc)
 
+
+MISSING = "missing"  # the status (and cause) of a cell recorded done whose folder is gone
 
 _JSON_PROPERTIES = ("cell_spec", "status_json", "targets_json", "fingerprint_json", "cell_info", "imports",
                     "sampled_processes", "modules", "timeline_header")
@@ -76,10 +107,15 @@ class CellFolder:
 
     @classmethod
     def from_entry(cls, run_dir: Path, entry: dict[str, Any]) -> CellFolder:
+        """A cell of a checked manifest (`read_manifest`): its entry's fields, the folder it names."""
+        def num(key: str) -> int:
+            value = entry.get(key, 0)
+            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+        cause = entry.get("cause")
         return cls(id=str(entry["id"]), pipeline=str(entry.get("pipeline", "")), kind=str(entry.get("kind", "")),
-                   size=int(entry.get("size", 0)), repeat=int(entry.get("repeat", 0)),
-                   dir=Path(run_dir) / entry.get("dir", names.cell_dir_name(entry["id"])),
-                   status=str(entry.get("status", "")), cause=entry.get("cause"))
+                   size=num("size"), repeat=num("repeat"), dir=Path(run_dir) / entry_dir(entry),
+                   status=str(entry.get("status", "")), cause=cause if isinstance(cause, str) else None)
 
     @classmethod
     def at(cls, cell_dir: Path | str) -> CellFolder:
@@ -136,10 +172,22 @@ class CellFolder:
                     and v is not None})
         return out
 
+    @cached_property
+    def sampler_gaps(self) -> list[dict[str, Any]]:
+        """When the timeline sampler was not running while the cell ran (status.json `sampler_gaps`: it died
+        and was restarted, or the cell was stopped for it), each `{"from_ns", "to_ns" (None: until the cell
+        ended), "why"}`."""
+        gaps, dropped = shapes.clean_list(self.status_json.get("sampler_gaps", []), shapes.GAP_FIELDS,
+                                          "sampler_gaps", ("from_ns",))
+        if dropped:
+            self.unreadable[names.STATUS] = "; ".join(filter(None, [self.unreadable.get(names.STATUS), *dropped]))
+        return gaps
+
     def unreadable_files(self) -> dict[str, str]:
         """The cell's JSON files that could not be read (file name -> why); their figures are left out."""
         for prop in _JSON_PROPERTIES:
             getattr(self, prop)
+        _ = self.sampler_gaps
         return dict(self.unreadable)
 
     # --- records
@@ -206,6 +254,9 @@ class Run:
         self.dir = Path(run_dir)
         self.manifest = manifest
         self.cells: list[CellFolder] = [CellFolder.from_entry(self.dir, c) for c in manifest.get("cells", [])]
+        for c in self.cells:
+            if c.status == "done" and not c.dir.is_dir():
+                c.status = c.cause = MISSING  # recorded done, but its folder is gone: `--resume` runs it again
 
     @classmethod
     def open(cls, run_dir: Path | str) -> Run:
@@ -229,8 +280,9 @@ class Run:
     @property
     def pipelines(self) -> list[str]:
         """Pipeline names in scenario order (then any others in cell order)."""
-        names_ = [p.get("name") for p in self.scenario_spec.get("pipelines", []) if isinstance(p, dict)
-                  and p.get("name")]
+        pipelines = self.scenario_spec.get("pipelines")
+        names_ = [p["name"] for p in (pipelines if isinstance(pipelines, list) else [])
+                  if isinstance(p, dict) and isinstance(p.get("name"), str) and p["name"]]
         for c in self.cells:
             if c.pipeline not in names_:
                 names_.append(c.pipeline)

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from memharness.core.atomic import write_json, write_text
 from memharness.core.clock import clock_anchor
 from memharness.names import MANIFEST, SCENARIO, cell_dir_name, scenario_revision_file
-from memharness.results.manifest import RUN_FORMAT, BrokenRunError, NotARunError, parse_manifest
+from memharness.results import shapes
+from memharness.results.manifest import RUN_FORMAT, BrokenRunError, NotARunError, check_cells, cleaned, parse_manifest
 
 
 class PlannedCell(Protocol):
@@ -63,24 +64,23 @@ def _resume_reason(exc: BrokenRunError) -> str:
 
 
 def _resume_problem(data: Any) -> str | None:
-    """What a resumed run needs of its manifest: a scenario name and cells with an id and a status."""
+    """What a resumed run needs of its manifest: a scenario name and cells as every reader needs them."""
     if not isinstance(data, dict):
         return f"expected a JSON object, got {type(data).__name__}"
     if not isinstance(data.get("scenario"), str):
-        return "no scenario name"
+        return "no scenario name" if data.get("scenario") is None else \
+            f"'scenario' is {shapes.kind_of(data['scenario'])}, expected the scenario's name"
     cells = data.get("cells")
     if not isinstance(cells, list):
         return "no list of cells"
-    for i, c in enumerate(cells):
-        if not (isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("status"), str)):
-            return f"cells[{i}] has no id and status"
-    return None
+    return check_cells(cells)
 
 
 class Manifest:
     def __init__(self, run_dir: Path, data: dict[str, Any]) -> None:
         self.run_dir = Path(run_dir)
         self.data = data
+        self.dropped: list[str] = []  # fields `load` read as absent (an unexpected JSON type), one line each
 
     @classmethod
     def create(cls, run_dir: Path, name: str, spec: dict[str, Any], scenario_text: str,
@@ -112,7 +112,9 @@ class Manifest:
         problem = _resume_problem(data)
         if problem is not None:
             raise ManifestError(path, problem, f"{path}: {problem}; not a resumable memharness run")
-        return cls(run_dir, data)
+        manifest = cls(run_dir, cleaned(data))
+        manifest.dropped = [f"{path}: {why}" for why in shapes.clean(data, shapes.MANIFEST_FIELDS)[1]]
+        return manifest
 
     def add_revision(self, spec: dict[str, Any], scenario_text: str, finished: list[str]) -> int:
         """Record that the remaining cells run under an edited scenario; returns the new revision number.

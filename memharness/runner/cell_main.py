@@ -3,7 +3,8 @@
 Reads `CELL_DIR/cell.json`, wraps the targets, loads the corpus slice, warms the pipeline up and runs it,
 each step recorded as a `phase:` call so it shows on the timeline. The supervisor watches from outside
 (sampler, guard, timeout) and writes `status.json`; this process only adds `error.json` when the pipeline
-raises, and `cell_info.json` with the facts the pipeline reported (k-means backend, ...).
+raises, `cell_info.json` with the facts the pipeline reported (k-means backend, ...), and `notes.json` when the
+pipeline closed its stdout or stderr (what it prints after that is lost; the cell itself is not at fault).
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ def run_cell(cell_dir: Path) -> int:
     except Exception as exc:  # noqa: BLE001 - any pipeline failure becomes a recorded cause
         write_json(cell_dir / names.ERROR, {"type": type(exc).__name__, "message": str(exc)[:2000],
                                              "traceback": traceback.format_exc()[-20000:]})
-        traceback.print_exc()
+        try:
+            traceback.print_exc()
+        except (OSError, ValueError):  # the pipeline closed stderr: error.json holds the traceback
+            pass
         return 1
     finally:
         if ctx is not None:
@@ -149,13 +153,57 @@ def _record_modules(cell_dir: Path) -> None:
         write_json(cell_dir / names.MODULES, {"error": f"{type(exc).__name__}: {exc}"[:300]})
 
 
+STDIO = ((1, "stdout"), (2, "stderr"))
+
+
+def _stdio_files() -> dict[int, tuple[int, int] | None]:
+    """The file behind fds 1 and 2 (device, inode), None for a closed one."""
+    out: dict[int, tuple[int, int] | None] = {}
+    for fd, _ in STDIO:
+        try:
+            st = os.fstat(fd)
+            out[fd] = (st.st_dev, st.st_ino)
+        except OSError:
+            out[fd] = None
+    return out
+
+
+def _closed_stdio(at_start: dict[int, tuple[int, int] | None]) -> list[str]:
+    """Which of stdout and stderr the pipeline closed (the Python stream, or the fd, which may have been
+    reused for another file since)."""
+    now = _stdio_files()
+    streams = {1: sys.stdout, 2: sys.stderr}
+    return [name for fd, name in STDIO
+            if streams[fd] is None or streams[fd].closed or now[fd] is None or now[fd] != at_start[fd]]
+
+
+def _note_closed_stdio(cell_dir: Path, closed: list[str]) -> None:
+    """Say that the pipeline closed stdout/stderr where the supervisor (notes.json) and a reader of stderr.log
+    will see it: the cell's last words cannot go through the closed streams."""
+    write_json(cell_dir / names.CELL_NOTES, {"stdio_closed": closed})
+    try:
+        with open(cell_dir / names.STDERR, "a", encoding="utf-8") as fh:
+            fh.write(f"memharness: the pipeline closed its {' and '.join(closed)}; what it printed after that "
+                     f"is lost\n")
+    except OSError:
+        pass
+
+
 def main() -> int:
     cell_dir = Path(sys.argv[1]).resolve()
     (cell_dir / names.WORK).mkdir(parents=True, exist_ok=True)
     os.chdir(cell_dir / names.WORK)  # libraries that write relative to the cwd write into the cell
+    at_start = _stdio_files()
     code = run_cell(cell_dir)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    closed = _closed_stdio(at_start)
+    if closed:
+        _note_closed_stdio(cell_dir, closed)
+    for fd, name in STDIO:
+        if name not in closed:  # a closed stream's buffer has nowhere to go (its fd may be another file now)
+            try:
+                (sys.stdout if fd == 1 else sys.stderr).flush()
+            except (OSError, ValueError):
+                pass
     # Leave without running library atexit hooks that may hang (e.g. a stuck worker pool).
     os._exit(code)
 

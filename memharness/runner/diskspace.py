@@ -91,7 +91,12 @@ class Reserve:
             self.path.unlink(missing_ok=True)  # too little space even for this: preflight said so already
 
     def release(self) -> None:
-        self.path.unlink(missing_ok=True)
+        """Give the space back; never raises (it runs while a failed write is being recorded, in a folder
+        that may have become read-only or immutable meanwhile)."""
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def write_probe_to(path: Path, size: int) -> None:

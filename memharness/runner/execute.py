@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 from memharness import names
 from memharness.core.atomic import read_json, write_json
 from memharness.errors import MemharnessError
+from memharness.results.manifest import entry_dir
 from memharness.results.writer import Manifest, ManifestError, new_run_dir
-from memharness.runner import diskspace, executors
+from memharness.runner import diskspace, executors, owner
 from memharness.runner.executors.base import Executor, Finished, RunContext, Started
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["CellPlan", "PreflightError", "Interrupted", "ManifestError", "RunLocked", "RunRequest",
            "ScenarioChanged", "EXIT_WRITE_FAILED", "execute", "expand"]
 
-EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the run folder could not be written (disk full); resumable
+EXIT_WRITE_FAILED = 74  # sysexits' EX_IOERR: the run folder could not be written (disk full, read-only); resumable
 
 
 class ScenarioChanged(MemharnessError, ValueError):
@@ -94,6 +95,8 @@ def _open_resumed(req: RunRequest, scenario: Scenario, hold: Callable[[RunLock],
     lock.acquire()
     hold(lock)
     manifest = Manifest.load(req.resume)
+    for line in manifest.dropped:
+        say(f"warning: {line}; read as absent")
     if manifest.data.get("scenario") != scenario.name:
         say(f"[red]error:[/red] {req.resume} is a run of scenario {manifest.data.get('scenario')!r}, "
             f"not {scenario.name!r}")
@@ -244,9 +247,14 @@ class _CellLoop:
         return code
 
     def _started(self, event: Started) -> None:
-        self.running[event.plan.id] = event.plan
-        self.manifest.cell(event.plan.id).update(event.placement)
-        self.manifest.set_status(event.plan.id, "running")
+        plan = event.plan
+        entry = self.manifest.cell(plan.id)
+        aside = owner.set_aside(self.run_dir, plan.id, self.run_dir / entry_dir(entry))  # never two runs in one
+        if aside is not None:
+            entry["attempts"] = [*entry.get("attempts", []), aside]
+        self.running[plan.id] = plan
+        entry.update(event.placement)
+        self.manifest.set_status(plan.id, "running")
 
     def _finished(self, event: Finished) -> None:
         plan = event.plan
@@ -265,6 +273,21 @@ class _CellLoop:
                 self.manifest.set_status(plan.id, "interrupted", cause)
 
 
+def _todo(manifest: Manifest, plans: list[CellPlan], retry_failed: bool) -> tuple[list[CellPlan], list[str]]:
+    """(the cells to run, those among them recorded done whose folder is gone): unfinished cells, failed ones
+    with `--retry-failed`, and done cells without their folder (nothing of them is left to report)."""
+    todo_status = {"pending", "running", "interrupted"} | ({"failed"} if retry_failed else set())
+    todo, missing = [], []
+    for plan in plans:
+        entry = manifest.cell(plan.id)
+        if entry["status"] == "done" and not (manifest.run_dir / entry_dir(entry)).is_dir():
+            missing.append(plan.id)
+            todo.append(plan)
+        elif entry["status"] in todo_status:
+            todo.append(plan)
+    return todo, missing
+
+
 def _record_write_failure(loop: _CellLoop, todo: list[CellPlan], exc: OSError) -> None:
     """After a failed write into the run folder: the running cell's status.json and the manifest say
     `interrupted` with cause `disk_full` or `write_error` (as far as they can still be written)."""
@@ -276,9 +299,10 @@ def _record_write_failure(loop: _CellLoop, todo: list[CellPlan], exc: OSError) -
             continue
         message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
         try:
-            status = read_json(cell_dir / names.STATUS, {}) or {}
-        except ValueError:
+            status = read_json(cell_dir / names.STATUS, {})
+        except (OSError, ValueError):
             status = {}
+        status = status if isinstance(status, dict) else {}
         status.update({"status": "interrupted", "cause": cause, "message": message})
         try:
             write_json(cell_dir / names.STATUS, status)
@@ -288,6 +312,16 @@ def _record_write_failure(loop: _CellLoop, todo: list[CellPlan], exc: OSError) -
         loop.mark_running_cells(todo, cause)
     except OSError:
         pass
+
+
+def _write_failure_line(exc: OSError, run_dir: Path, hint: str) -> str:
+    """The one line a failed write into the run folder ends with: free space for a full disk; for anything
+    else (permissions, an immutable folder, a read-only mount) make it writable."""
+    where = exc.filename or run_dir
+    if diskspace.is_disk_full(exc):
+        return f"disk full writing {where}: free space and resume with: {hint}"
+    return (f"cannot write {where} ({exc.strerror or exc}): make the run folder writable again (permissions, "
+            f"chattr -i, a read-only mount) and resume with: {hint}")
 
 
 def _build_report(run_dir: Path, say: Callable[[str], None]) -> None:
@@ -313,11 +347,15 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
         return opened, None
     manifest = opened
     run_dir = manifest.run_dir
+    say(f"run folder: {run_dir}")
+    if req.resume is not None:
+        for line in owner.stop_orphans(run_dir):  # the lock is ours: whatever still runs here is an orphan
+            say(f"resuming: {line}")
     reserve = diskspace.Reserve(run_dir)
     reserve.create()
-    say(f"run folder: {run_dir}")
-    todo_status = {"pending", "running", "interrupted"} | ({"failed"} if req.retry_failed else set())
-    todo = [p for p in plans if manifest.cell(p.id)["status"] in todo_status]
+    todo, missing = _todo(manifest, plans, req.retry_failed)
+    for cid in missing:
+        say(f"resuming: cell {cid} is recorded done but its folder is missing: it runs again")
     skipped = len(plans) - len(todo)
     if skipped:
         say(f"resuming: {skipped} cells already finished, {len(todo)} to run")
@@ -329,7 +367,10 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
             loop.mark_running_cells(todo, "interrupted")
         except OSError:
             reserve.release()
-            manifest.save()
+            try:
+                manifest.save()
+            except OSError:
+                pass  # the run folder cannot be written at all: the manifest says `running`, which resumes too
         name = "Ctrl-C" if exc.signum == signal.SIGINT else signal_name(exc.signum)
         say(f"interrupted ({name}); finish the run with: {_resume_hint(req, run_dir)}")
         return exc.exit_code, run_dir
@@ -338,8 +379,7 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
             raise  # not a write into the run folder (e.g. a closed stdout): not ours to explain
         reserve.release()  # room for the bookkeeping below
         _record_write_failure(loop, todo, exc)
-        what = "disk full writing" if diskspace.is_disk_full(exc) else f"cannot write ({exc.strerror})"
-        say(f"{what} {exc.filename or run_dir}: free space and resume with: {_resume_hint(req, run_dir)}")
+        say(_write_failure_line(exc, run_dir, _resume_hint(req, run_dir)))
         return EXIT_WRITE_FAILED, run_dir
     finally:
         reserve.release()

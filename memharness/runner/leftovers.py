@@ -14,6 +14,7 @@ import os
 import signal
 import time
 import uuid
+from collections.abc import Iterator
 
 from memharness.core import procmem
 
@@ -24,21 +25,38 @@ def new_token() -> str:
     return uuid.uuid4().hex
 
 
-def marked_pids(token: str) -> list[int]:
-    """Live (non-zombie) processes whose start environment carries the token, this process excluded."""
-    needle = f"{TOKEN_ENV}={token}".encode() + b"\0"
+def _environments() -> Iterator[tuple[int, bytes]]:
+    """(pid, start environment) of every process this user can read, this process excluded."""
     me = os.getpid()
-    found = []
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == me:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as fh:
-                env = fh.read()
+                yield int(name), fh.read()
         except OSError:
             continue
-        if (env.startswith(needle) or b"\0" + needle in env) and _alive(int(name)):
-            found.append(int(name))
+
+
+def marked_pids(token: str) -> list[int]:
+    """Live (non-zombie) processes whose start environment carries the token, this process excluded."""
+    needle = f"{TOKEN_ENV}={token}".encode() + b"\0"
+    return [pid for pid, env in _environments()
+            if (env.startswith(needle) or b"\0" + needle in env) and _alive(pid)]
+
+
+def marked_with(var: str) -> dict[int, dict[str, str]]:
+    """Live processes whose start environment sets `var`: pid -> the memharness variables (`MEMHARNESS_*`)
+    of that environment."""
+    needle = f"{var}=".encode()
+    found = {}
+    for pid, env in _environments():
+        if needle not in env:
+            continue
+        pairs = [item.decode(errors="replace").partition("=") for item in env.split(b"\0")]
+        own = {k: v for k, _, v in pairs if k.startswith("MEMHARNESS_")}
+        if var in own and _alive(pid):
+            found[pid] = own
     return found
 
 
@@ -90,6 +108,11 @@ def kill_tree(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of `pids` still running (not gone, not zombies)."""
+    return [p for p in pids if _alive(p)]
 
 
 def kill(pids: list[int], timeout: float = 10.0) -> list[int]:

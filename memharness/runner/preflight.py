@@ -355,7 +355,7 @@ def _run_preflight(scenario: Scenario, plans: list[CellPlan], scenario_dir: Path
     corpus_spec = _corpus_spec(scenario, scenario_dir)
     largest = max(p.size for p in plans)
     _check_corpus(corpus_spec, largest, problems)
+    check_space(scenario, plans, corpus_spec, output, largest)  # a dry run too: it starts no cell
     if materialize:
-        check_space(scenario, plans, corpus_spec, output, largest)
         result.corpus_file = _materialize_corpus(corpus_spec, largest, say)
     return result

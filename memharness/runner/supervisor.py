@@ -10,8 +10,14 @@ timeline and enforces `max_rss`. Causes:
 - `oom_kill`: SIGKILL while the kernel's oom_kill counter went up;
 - `sigkill`: SIGKILL from outside; `signal`: another fatal signal;
 - `exit`: the cell left with a non-zero code without raising (`os._exit(3)`, `sys.exit(3)`);
-- `interrupted`: Ctrl-C, SIGTERM or SIGHUP to the supervisor (the cell is redone by `--resume`);
-- `disk_full`: the run folder's disk filled up during the cell (status `interrupted`, redone by `--resume`).
+- `interrupted`: Ctrl-C, SIGTERM or SIGHUP to the supervisor, or one of them that killed the cell itself (a
+  container or cgroup stop signals every process at once; status `interrupted`, redone by `--resume`);
+- `disk_full`: the run folder's disk filled up during the cell (status `interrupted`, redone by `--resume`);
+- `sampler_lost`: the timeline sampler kept dying (`runner/samplerwatch.py`): without it `max_rss` is not
+  enforced, so the cell was stopped. A sampler that died and came back leaves `sampler_gaps` in status.json.
+
+Every process of the cell carries the supervisor's marks (`runner/owner.py`), so a later `--resume` finds
+what a killed supervisor left running.
 
 Processes the cell leaves behind (a detached helper) are found by the marker in their environment
 (`runner/leftovers.py`), listed in status.json `leftovers` with pid and RSS, and killed unless the scenario
@@ -35,13 +41,14 @@ from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.launch import cell_env, start_cell_process
 from memharness.core.session import start_sampler, stop_sampler
-from memharness.runner import diskspace
+from memharness.runner import diskspace, owner
 from memharness.runner import leftovers as leftovers_mod
 from memharness.runner.leftovers import kill_tree
 from memharness.runner.matrix import CellPlan
 from memharness.runner.node import local_node, machine_gpus
 from memharness.runner.preflight import PipelineCheck, Preflight
-from memharness.runner.signals import Interrupted, stop_message
+from memharness.runner.samplerwatch import SamplerWatch
+from memharness.runner.signals import STOP_SIGNALS, Interrupted, signal_name, stop_message
 from memharness.scenario import format_size
 
 if TYPE_CHECKING:
@@ -50,7 +57,8 @@ if TYPE_CHECKING:
 __all__ = ["CellOutcome", "CellWatch", "classify_exit", "describe_plan", "kill_tree", "run_cell", "summarize",
            "write_cell_spec"]
 
-STALE_FILES = (names.ERROR, names.GUARD, names.TIMELINE, names.TIMELINE_HEADER, names.CELL_INFO)
+STALE_FILES = (names.ERROR, names.GUARD, names.TIMELINE, names.TIMELINE_HEADER, names.CELL_INFO, names.CELL_NOTES)
+STOP_GRACE_S = 2.0  # a cell killed by a stop signal: how long to wait for the supervisor's own (a group stop)
 _rss_text = functools.partial(diskspace.fmt, mib_decimals=0, gib_decimals=2)  # "600 MiB", "1.50 GiB"
 
 
@@ -72,10 +80,12 @@ class CellWatch:
     stop_signal: int | None = None  # a SIGINT/SIGTERM/SIGHUP to the supervisor
     timed_out: bool = False
     disk_full: bool = False
+    sampler_lost: str | None = None  # why the supervisor stopped the cell for its sampler
+    sampler_gaps: list[dict[str, Any]] = field(default_factory=list)  # status.json `sampler_gaps`
 
     @property
     def killed_by_us(self) -> bool:
-        return self.stop_signal is not None or self.timed_out or self.disk_full
+        return self.stop_signal is not None or self.timed_out or self.disk_full or self.sampler_lost is not None
 
 
 def _oom_kills() -> int | None:
@@ -96,15 +106,17 @@ def classify_exit(watch: CellWatch, *, guard: dict | None = None, error: dict | 
 
     `guard` is the sampler's guard.json (max_rss crossed), `error` the cell's error.json (it raised);
     `oom_kills_*` the kernel's oom_kill counter before and after the cell. First match wins: our own stop,
-    a full disk, the guard, the timeout, then the exit code."""
+    a full disk, the guard, a lost sampler, the timeout, then the exit code."""
     rc = watch.returncode
     if watch.stop_signal is not None:
         return "interrupted", "interrupted", stop_message(watch.stop_signal)
     if watch.disk_full:
         return "interrupted", "disk_full", "the run folder's disk is full; killed"
     if guard is not None:
-        return "failed", "max_rss", (f"process tree RSS {_rss_text(guard['tree_rss'])} crossed max_rss "
-                                     f"{_rss_text(guard['max_rss'])}; killed")
+        return "failed", "max_rss", (f"process tree RSS {_rss_text(_num(guard.get('tree_rss')))} crossed max_rss "
+                                     f"{_rss_text(_num(guard.get('max_rss')))}; killed")
+    if watch.sampler_lost is not None:
+        return "failed", "sampler_lost", watch.sampler_lost
     if watch.timed_out:
         return "failed", "timeout", f"ran longer than the timeout of {timeout:g} s; killed"
     if rc == 0:
@@ -113,10 +125,13 @@ def classify_exit(watch: CellWatch, *, guard: dict | None = None, error: dict | 
         if oom_kills_before is not None and oom_kills_after is not None and oom_kills_after > oom_kills_before:
             return "failed", "oom_kill", "killed by the kernel's OOM killer (SIGKILL)"
         return "failed", "sigkill", "killed by SIGKILL from outside the harness"
+    if rc < 0 and -rc in STOP_SIGNALS:  # a stop meant for the whole run reached the cell first (or alone)
+        return "interrupted", "interrupted", (f"stopped by {signal_name(-rc)} sent to the cell (not to memharness); "
+                                              f"--resume runs it again")
     if rc < 0:
-        return "failed", "signal", f"died of signal {signal.Signals(-rc).name}"
+        return "failed", "signal", f"died of signal {signal_name(-rc)}"
     if error is not None:
-        return "failed", "exception", f"{error['type']}: {error['message']}"
+        return "failed", "exception", f"{error.get('type', 'Exception')}: {error.get('message', '')}"
     # no error.json: the cell left through os._exit / sys.exit (or could not write error.json)
     return "failed", "exit", f"exited with code {rc}"
 
@@ -132,6 +147,20 @@ def write_cell_spec(cell_dir: Path, plan: CellPlan, scenario: Scenario, pre: Pre
         "sample_interval": scenario.sample_interval, "python": check.python,
         "sys_path": list(pre.sys_path),
     })
+
+
+def _num(value: Any) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A cell file written by the cell or its sampler, as an object; None when absent or unreadable (a
+    process killed while writing it cannot leave half a file, but a hand can)."""
+    try:
+        data = read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _clear_cell_dir(cell_dir: Path) -> None:
@@ -162,30 +191,51 @@ def _sampler_done(sampler: subprocess.Popen | None) -> None:
         stop_sampler(sampler)
 
 
-def _watch_cell(proc: subprocess.Popen, sampler: subprocess.Popen, t0: int, timeout: float | None,
+def _stop_that_killed(returncode: int, stop_requested: Callable[[], int | None]) -> int | None:
+    """The supervisor's own stop signal when the cell died of a stop signal: a stop of the whole process group
+    (a container or cgroup stop) may reach the cell first, so wait a moment for ours."""
+    if not (returncode < 0 and -returncode in STOP_SIGNALS):
+        return None
+    deadline = time.monotonic() + STOP_GRACE_S
+    signum = stop_requested()
+    while signum is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        signum = stop_requested()
+    return signum
+
+
+def _watch_cell(proc: subprocess.Popen, sampler: SamplerWatch, t0: int, timeout: float | None,
                 on_tick: Callable[[float, int], None] | None, stop_requested: Callable[[], int | None],
                 disk_low: Callable[[], bool] | None) -> CellWatch:
-    """Wait for the cell's end, killing its tree on a stop request, past `timeout`, or when the sampler died
-    of a full disk."""
-    timed_out = disk_full = False
+    """Wait for the cell's end, killing its tree on a stop request, past `timeout`, when the sampler died of a
+    full disk, or when it keeps dying; a sampler that died otherwise is started again."""
+    watch = CellWatch(0, sampler_gaps=sampler.gaps)
     while True:
         signum = stop_requested()
         if signum is not None:
             kill_tree(proc.pid)
-            return CellWatch(proc.wait(), signum, timed_out, disk_full)
+            watch.returncode, watch.stop_signal = proc.wait(), signum
+            return watch
         try:
-            return CellWatch(proc.wait(timeout=0.25), None, timed_out, disk_full)
+            watch.returncode = proc.wait(timeout=0.25)
         except subprocess.TimeoutExpired:
             pass
+        else:
+            watch.stop_signal = _stop_that_killed(watch.returncode, stop_requested)
+            return watch
         elapsed = (now_ns() - t0) / 1e9
         if on_tick is not None:
             on_tick(elapsed, procmem.rss_bytes(proc.pid) + procmem.descendants_rss(proc.pid))
-        if timeout is not None and elapsed > timeout and not timed_out:
-            timed_out = True
+        if timeout is not None and elapsed > timeout and not watch.timed_out:
+            watch.timed_out = True
             kill_tree(proc.pid)
-        if sampler.poll() is not None and disk_low is not None and disk_low():
-            disk_full = True  # the sampler could not write the timeline: stop rather than run unmeasured
-            kill_tree(proc.pid)
+        if sampler.died() and proc.poll() is None and not watch.killed_by_us:
+            if disk_low is not None and disk_low():
+                watch.disk_full = True  # the sampler could not write the timeline: stop rather than run unmeasured
+                kill_tree(proc.pid)
+            elif not sampler.restart():  # raises OSError when the cell folder cannot be written
+                watch.sampler_lost = sampler.lost
+                kill_tree(proc.pid)
 
 
 def _run_and_watch(cell_dir: Path, python: str, env: dict[str, str], scenario: Scenario, t0: int, token: str,
@@ -194,10 +244,15 @@ def _run_and_watch(cell_dir: Path, python: str, env: dict[str, str], scenario: S
     """Start the cell interpreter and its sampler and watch it to its end; on any exception (or a
     KeyboardInterrupt) nothing of the cell is left running."""
     proc: subprocess.Popen | None = None
-    sampler: subprocess.Popen | None = None
+    sampler: SamplerWatch | None = None
+    marks = {k: env[k] for k in (owner.CELL_DIR_ENV, owner.SUPERVISOR_ENV) if k in env}  # the sampler's too
     try:
         proc = start_cell_process(python, cell_dir, env)
-        sampler = start_sampler(proc.pid, cell_dir, scenario.sample_interval, scenario.max_rss)
+        root = proc.pid
+        sampler = SamplerWatch(lambda restart: start_sampler(root, cell_dir, scenario.sample_interval,
+                                                             scenario.max_rss, env=marks, restart=restart),
+                               cell_dir, scenario.max_rss is not None)
+        sampler.begin()
         return _watch_cell(proc, sampler, t0, scenario.timeout, on_tick, stop_requested, disk_low)
     except BaseException:
         if proc is not None and proc.poll() is None:
@@ -206,7 +261,7 @@ def _run_and_watch(cell_dir: Path, python: str, env: dict[str, str], scenario: S
         leftovers_mod.kill(leftovers_mod.marked_pids(token))
         raise
     finally:
-        _sampler_done(sampler)
+        _sampler_done(sampler.proc if sampler is not None else None)
 
 
 def _handle_leftovers(token: str, policy: str, killed_by_us: bool) -> tuple[list[dict], list[dict]]:
@@ -224,17 +279,28 @@ def _handle_leftovers(token: str, policy: str, killed_by_us: bool) -> tuple[list
 
 def _merge_cell_info(cell_dir: Path, fingerprint: dict[str, Any]) -> None:
     """Add the facts the pipeline reported (cell_info.json) to the fingerprint."""
-    info = read_json(cell_dir / names.CELL_INFO)
+    info = _json_object(cell_dir / names.CELL_INFO)
     if info:
-        fingerprint.update(dict(info.items()))
+        fingerprint.update(info)
         write_json(cell_dir / names.FINGERPRINT, fingerprint)
 
 
 def _cell_peak(cell_dir: Path) -> int:
     from memharness.results.phases import run_tree_peak  # the run phase's tree peak, the report's figure
 
-    header = read_json(cell_dir / names.TIMELINE_HEADER, {}) or {}
-    return run_tree_peak(cell_dir) or int(header.get("peak_tree_rss", 0))
+    header = _json_object(cell_dir / names.TIMELINE_HEADER) or {}
+    return run_tree_peak(cell_dir) or int(_num(header.get("peak_tree_rss")))
+
+
+def _closed_stdio_note(cell_dir: Path, status: str, message: str) -> tuple[list[str], str]:
+    """(the streams the pipeline closed, the status message saying so) from the cell's notes.json."""
+    closed = (_json_object(cell_dir / names.CELL_NOTES) or {}).get("stdio_closed")
+    if not isinstance(closed, list) or not closed:
+        return [], message
+    what = " and ".join(str(c) for c in closed)
+    if status == "done":
+        return closed, f"the pipeline closed its {what}; what it printed after that is lost"
+    return closed, f"{message} (the pipeline had closed its {what}, so {names.STDERR} may not say why)"
 
 
 def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
@@ -254,6 +320,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     env = cell_env(scenario.env, check.python, check.device)
     token = leftovers_mod.new_token()
     env[leftovers_mod.TOKEN_ENV] = token
+    env.update(owner.marks(cell_dir))
     from memharness.explain import during_run as explain_mod  # the scenario's `explain:` cells
 
     explain_req = explain_mod.prepare(scenario, plan.pipeline, plan.size, cell_dir, env)
@@ -266,9 +333,10 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     t1 = now_ns()
     left_info, shown = _handle_leftovers(token, getattr(scenario, "leftovers", "kill"), watch.killed_by_us)
     status, cause, message = classify_exit(
-        watch, guard=read_json(cell_dir / names.GUARD), error=read_json(cell_dir / names.ERROR),
+        watch, guard=_json_object(cell_dir / names.GUARD), error=_json_object(cell_dir / names.ERROR),
         timeout=scenario.timeout, oom_kills_before=oom_before,
         oom_kills_after=_oom_kills() if watch.returncode == -signal.SIGKILL else None)
+    stdio_closed, message = _closed_stdio_note(cell_dir, status, message)
     if explain_req is not None and watch.stop_signal is None:
         explain_mod.finish(cell_dir, explain_req)
     _merge_cell_info(cell_dir, fingerprint)
@@ -281,6 +349,10 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     }
     if left_info:
         record["leftovers"] = left_info
+    if watch.sampler_gaps:
+        record["sampler_gaps"] = watch.sampler_gaps
+    if stdio_closed:
+        record["stdio_closed"] = stdio_closed
     write_json(cell_dir / names.STATUS, record)
     if watch.stop_signal is not None:
         raise Interrupted(watch.stop_signal)
@@ -288,7 +360,8 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
 
 
 def summarize(outcome: CellOutcome, plan: CellPlan) -> str:
-    tail = f" ({outcome.cause}: {outcome.message})" if outcome.status != "done" else ""
+    tail = f" ({outcome.cause}: {outcome.message})" if outcome.status != "done" else \
+        (f" ({outcome.message})" if outcome.message else "")
     if outcome.leftovers:
         killed = all(item.get("killed") for item in outcome.leftovers)
         pids = ", ".join(str(item["pid"]) for item in outcome.leftovers)
