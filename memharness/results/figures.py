@@ -23,6 +23,7 @@ from typing import Any
 
 from memharness.core import peaks
 from memharness.core.records import CallRecord
+from memharness.results.gpu import tree_gpu_figures
 from memharness.results.phases import TREE, TREE_PREPARE, cell_tree_figures
 from memharness.results.run import CellFolder, Run
 
@@ -127,6 +128,8 @@ def cell_figures(cell: CellFolder | Path) -> dict[str, dict[str, float]]:
         by_target.setdefault(rec.target, []).append(rec)
     out = {t: f for t, calls in by_target.items() if (f := fold_calls(calls))}
     out.update(cell_tree_figures(cell))
+    if TREE in out:  # the tree row's GPU figures are the summary's
+        out[TREE].update(tree_gpu_figures(cell))
     return out
 
 

@@ -197,3 +197,13 @@ def peak_span(cell: CellFolder, call: str | None) -> tuple[float, float] | None:
     top = max(mine, key=lambda c: (device_sum(c.gpu_end, "peak_allocated") or 0, -c.t_start_ns))
     end = top.t_end_ns if top.t_end_ns is not None else (cell.end_ns() or top.t_start_ns)
     return (top.t_start_ns - t0) / 1e9, (end - t0) / 1e9
+
+
+def tree_gpu_figures(cell: CellFolder) -> dict[str, float]:
+    """The run phase's GPU figures of the process-tree row: the same as the summary's (`cell_gpu`)."""
+    g = cell_gpu(cell)
+    if g is None:
+        return {}
+    pairs = (("gpu_peak", g.torch_allocated), ("gpu_peak_reserved", g.torch_reserved),
+             ("gpu_nvml_peak", g.nvml_tree), ("gpu_nvml_device_peak", g.nvml_device))
+    return {k: float(v) for k, v in pairs if v is not None}

@@ -160,7 +160,7 @@ def cell_tree_figures(cell: CellFolder) -> dict[str, dict[str, float]]:
         return peaks.tree_split(cell.memory_timeline, window.start_ns, window.end_ns)
 
     if figs := tree_figures(rows, run, status.get("wall_seconds"), _calls_peak(calls, run)):
-        out[TREE] = {**figs, **split(run), **_gpu_tree(cell)}
+        out[TREE] = {**figs, **split(run)}
     prep = phase_window(calls, PREPARE)
     if prep is not None and (figs := tree_figures(rows, prep, floor=_calls_peak(calls, prep))):
         out[TREE_PREPARE] = {**figs, **split(prep)}
@@ -174,18 +174,6 @@ def _calls_peak(calls: list[CallRecord], window: Window) -> int | None:
     vals = [c.peak_rss for c in calls if c.peak_rss is not None and not c.target.startswith("phase:")
             and lo <= c.t_start_ns <= hi]
     return max(vals) if vals else None
-
-
-def _gpu_tree(cell: CellFolder) -> dict[str, float]:
-    """The run phase's GPU figures of the tree row: the same as the summary's (`results.gpu`)."""
-    from memharness.results.gpu import cell_gpu
-
-    g = cell_gpu(cell)
-    if g is None:
-        return {}
-    pairs = (("gpu_peak", g.torch_allocated), ("gpu_peak_reserved", g.torch_reserved),
-             ("gpu_nvml_peak", g.nvml_tree), ("gpu_nvml_device_peak", g.nvml_device))
-    return {k: float(v) for k, v in pairs if v is not None}
 
 
 def exact_peak_call(calls: list[CallRecord], tree_peak: float, share: float = 0.95) -> str | None:
