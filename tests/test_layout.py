@@ -160,3 +160,71 @@ def test_the_graph_sees_nested_and_from_imports():
     assert "core" in graph["results"]  # results.run: from memharness.core.records import ...
     assert "explain" in graph["runner"]  # supervisor: imported inside run_cell
     assert "names" in graph["core"] and "results" not in graph["core"]  # the leaf, not the package
+
+
+def module_graph() -> dict[str, set[str]]:
+    """module -> the memharness modules it imports (every import statement, nested ones included)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        mod = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        deps = graph.setdefault(mod, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found = [f"{node.module}.{a.name}" if _is_module(f"{node.module}.{a.name}") else node.module
+                         for a in node.names]
+            else:
+                continue
+            deps.update(t for t in found if t.startswith("memharness.") and t != mod)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_module_imports_itself_round_a_loop():
+    graph = module_graph()
+    # a package's __init__ that re-exports its modules is not a loop of code: leave the package nodes out
+    packages = {m for m in graph if (ROOT / Path(*m.split("."))).is_dir()}
+    graph = {m: {d for d in deps if d not in packages} for m, deps in graph.items() if m not in packages}
+    loops = _cycles(graph)
+    assert not loops, "modules that import each other (directly or round a loop): " + "; ".join(
+        " <-> ".join(loop) for loop in loops)
+    print(f"{len(graph)} modules, {sum(len(d) for d in graph.values())} module imports, 0 loops")
+
+
+def test_the_loop_finder_finds_a_loop():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
