@@ -266,6 +266,7 @@ def test_the_cpu_commands_run_again_give_the_figures_the_page_quotes(tmp_path: P
     assert not off, f"outside the stated tolerance (committed, fresh): {off}"
     assert fresh["q3.start.nofaiss"] > fresh["q3.start.colbert"] + 100
     assert fresh["q4.retained.nofaiss"] < fresh["q4.retained.colbert"]
+    assert fresh["q4.inc.nofaiss"] < fresh["q4.inc.colbert"]
     assert fresh["q5.inc.400"] > 0
     assert fresh["q5.retained"] < 32
     assert abs(fresh["q7.encode.nofaiss"] - fresh["q7.encode.faiss"]) < 0.05 * fresh["q7.encode.faiss"]
