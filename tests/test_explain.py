@@ -300,3 +300,45 @@ def test_default_call_is_the_one_the_reports_summary_names_for_the_cell(tmp_path
     assert default_target(run, "b__100__r0", run / "cells" / "b__100__r0") == named["b"]
     (run / "report" / "summary.json").unlink()  # the report is not read
     assert default_target(run, "b__100__r0", run / "cells" / "b__100__r0") == "pkg.mod.kmeans"
+
+
+SOURCE_CHANGE_MODULE = '''
+import numpy as np
+
+KEEP = []
+
+
+def step():
+    KEEP.append(np.ones(8 * 131072))  # 8 MiB
+    return len(KEEP)
+
+
+def pipeline(ids, texts, options, workdir):
+    return step()
+'''
+
+
+def test_explain_says_when_a_wrapped_functions_source_changed_since_the_run(tmp_path):
+    (tmp_path / "srcchange_work.py").write_text(SOURCE_CHANGE_MODULE)
+    scenario = tmp_path / "srcchange.yaml"
+    scenario.write_text(textwrap.dedent(f"""\
+        name: srcchange
+        corpus: {{source: synthetic, seed: 3}}
+        sizes: [10]
+        output: {tmp_path / "results"}
+        sample_interval: 20ms
+        targets: [srcchange_work.step]
+        pipelines:
+          - {{name: p, kind: callable, options: {{function: "srcchange_work:pipeline"}}}}
+        """))
+    run = memharness("run", str(scenario), "--no-report", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    run_dir = next((tmp_path / "results" / "srcchange").iterdir())
+    # the function is edited after the measured run: the explained run is not the run the report shows
+    (tmp_path / "srcchange_work.py").write_text(SOURCE_CHANGE_MODULE.replace("# 8 MiB", "# 8 MiB, edited"))
+    out = memharness("explain", str(run_dir), "p__10__r0", "--target", "srcchange_work.step", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    md = (run_dir / "cells" / "p__10__r0" / "explain" / "explain.md").read_text()
+    line = next(x for x in md.splitlines() if "changed since the run" in x)
+    print(line)
+    assert line.startswith("**The source of `srcchange_work.step` changed since the run** (hash ")
