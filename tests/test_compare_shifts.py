@@ -90,4 +90,5 @@ def test_memory_kept_by_an_earlier_function_is_one_shift_named_after_it(tmp_path
     [shift] = report["shifts"]
     assert shift["before"] == "call:pkg.b" and shift["delta_mib"] == 150
     assert shift["sources"][0]["kept_by"][0]["target"] == "pkg.a"
-    assert report["summary"][0].startswith("+150.0 MiB held before `b`, from memory kept at exit by `a` +150.0 MiB")
+    assert report["summary"][0].startswith(  # each verdict line names its cell first
+        "b · 100: +150.0 MiB held before `b`, from memory kept at exit by `a` +150.0 MiB")

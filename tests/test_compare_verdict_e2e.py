@@ -107,7 +107,7 @@ def test_import_that_keeps_150mib_is_one_baseline_shift_not_a_function_regressio
     assert imports["imports"][0]["module"] == "workloads_ballast"
     assert imports["imports"][0]["delta_mib"] == pytest.approx(150, rel=0.03)
     first = report["summary"][0]
-    said = re.match(r"\+([\d.]+) MiB held before `index`, from imports", first)  # the verdict's first words
+    said = re.match(r"heavy · 20: \+([\d.]+) MiB held before `index`, from imports", first)  # cell, then words
     assert said and float(said.group(1)) == pytest.approx(150, rel=0.03), first
     assert "workloads_ballast" in first and first.endswith("no function's own peak changed")
     assert f"- {first}" in md
@@ -125,7 +125,7 @@ def test_100mib_more_in_work_flags_work_and_marks_its_caller_as_inheriting(run_d
     assert flagged == {WORK, TREE}
     assert report["counts"]["regressed"] == 2 and report["counts"]["inherited"] == 1
     assert [s for s in report["shifts"] if s["kind"] == "host"] == []  # nothing held before the calls moved
-    said = re.match(r"`work` own peak \+([\d.]+) MiB \(p ", report["summary"][0])  # the verdict's first words
+    said = re.match(r"grown · 20: `work` own peak \+([\d.]+) MiB \(p ", report["summary"][0])  # cell, then words
     assert said and float(said.group(1)) == pytest.approx(100, rel=0.05), report["summary"][0]
     assert "its callers inherit it: `index`" in report["summary"][0]
     assert f"inherits `{WORK}` (regressed)" in md

@@ -90,7 +90,11 @@ def run_cell(cell_dir: Path) -> int:
     start_at_entry()  # `memharness explain --at-entry`: memray from the cell's start (a no-op otherwise)
     spec = read_spec(cell_dir)
     # The harness's own imports come first, so neither imports.json's steps nor the load_corpus phase count
-    # them (the corpus reader is standard library only; numpy is the pipeline's, counted where it imports it).
+    # them. numpy among them (the harness's readers use it), as before the corpus package loaded lazily:
+    # otherwise whichever pipeline module imports numpy first is charged with numpy's ~14 MiB, and two
+    # variants whose modules import it in a different order show a move that is not theirs.
+    import numpy  # noqa: F401
+
     import memharness.corpus.reader  # noqa: F401
     from memharness.core.session import Session
     from memharness.pipelines import registry
