@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from memharness.core.records import KIND_GPU_TREE_USED, KIND_GPU_USED, CallRecord
-from memharness.results.phases import RUN, phase_window
+from memharness.results.phases import RUN, phase_window, sampled_sum_peak
 from memharness.results.run import CellFolder
 
 SAME = 0.99  # a call holds the peak when its own peak is within 1% of the cell's
@@ -82,19 +82,6 @@ def _main_calls(cell: CellFolder) -> tuple[list[CallRecord], CallRecord | None]:
         return [c for c in calls if c.pid == main], None
     end = run.t_end_ns if run.t_end_ns is not None else float("inf")
     return [c for c in calls if c.pid == run.pid and run.t_start_ns <= c.t_start_ns <= end], run
-
-
-def _sampled_peak(cell: CellFolder, kind: int, start: int | None, end: int | None) -> int | None:
-    rows = cell.timeline
-    sub = rows[rows["kind"] == kind] if len(rows) else rows
-    if start is not None and len(sub):
-        sub = sub[sub["t_ns"] >= start]
-    if end is not None and len(sub):
-        sub = sub[sub["t_ns"] <= end]
-    if not len(sub):
-        return None
-    _, inverse = np.unique(sub["t_ns"], return_inverse=True)
-    return int(np.bincount(inverse, weights=sub["value"].astype(np.float64)).max())
 
 
 def _highest(*values: int | None) -> int | None:
@@ -162,8 +149,8 @@ def cell_gpu(cell: CellFolder) -> GpuFigures | None:
                          *(device_sum(c.gpu_end, "peak_reserved") for c in calls))
     exact_tree = _highest(*(device_sum(g, "nvml_tree_used") for c in calls for g in (c.gpu_start, c.gpu_end)))
     exact_dev = _highest(*(device_sum(g, "nvml_used") for c in calls for g in (c.gpu_start, c.gpu_end)))
-    nvml_tree = _highest(_sampled_peak(cell, KIND_GPU_TREE_USED, start, end), exact_tree)
-    nvml_dev = _highest(_sampled_peak(cell, KIND_GPU_USED, start, end), exact_dev)
+    nvml_tree = _highest(sampled_sum_peak(cell.timeline, KIND_GPU_TREE_USED, start, end), exact_tree)
+    nvml_dev = _highest(sampled_sum_peak(cell.timeline, KIND_GPU_USED, start, end), exact_dev)
     if torch_alloc is None and nvml_tree is None and nvml_dev is None:
         return None
     idle = idle_reserved(calls, end if end is not None else (cell.end_ns()))

@@ -91,24 +91,39 @@ def tree_rows(rows: np.ndarray) -> np.ndarray:
     return tree
 
 
-def _select(t: np.ndarray, window: Window) -> np.ndarray:
+def _between(t: np.ndarray, start_ns: int | None, end_ns: int | None) -> np.ndarray:
     sel = np.ones(len(t), dtype=bool)
-    if window.start_ns is not None:
-        sel &= t >= window.start_ns
-    if window.end_ns is not None:
-        sel &= t <= window.end_ns
+    if start_ns is not None:
+        sel &= t >= start_ns
+    if end_ns is not None:
+        sel &= t <= end_ns
     return sel
+
+
+def _select(t: np.ndarray, window: Window) -> np.ndarray:
+    return _between(t, window.start_ns, window.end_ns)
+
+
+def sampled_sum_peak(rows: np.ndarray, kind: int, start_ns: int | None = None,
+                     end_ns: int | None = None) -> int | None:
+    """The highest sum, at one sampling instant, of the timeline's `kind` readings (one per device or
+    process) between `start_ns` and `end_ns` (open ends: None); None when no reading falls there."""
+    if not len(rows):
+        return None
+    sub = rows[rows["kind"] == kind]
+    sub = sub[_between(sub["t_ns"], start_ns, end_ns)]
+    if not len(sub):
+        return None
+    _, inverse = np.unique(sub["t_ns"], return_inverse=True)
+    return int(np.bincount(inverse, weights=sub["value"].astype(np.float64)).max())
 
 
 def _gpu_tree_peak(rows: np.ndarray, window: Window) -> int | None:
     """Highest NVML used memory of the tree's processes (summed over devices) in the window; the
     device-wide figure when per-process figures were not sampled."""
     for kind in (KIND_GPU_TREE_USED, KIND_GPU_USED):
-        sub = rows[rows["kind"] == kind]
-        sub = sub[_select(sub["t_ns"], window)]
-        if len(sub):
-            _, inverse = np.unique(sub["t_ns"], return_inverse=True)
-            return int(np.bincount(inverse, weights=sub["value"].astype(np.float64)).max())
+        if (peak := sampled_sum_peak(rows, kind, window.start_ns, window.end_ns)) is not None:
+            return peak
     return None
 
 
