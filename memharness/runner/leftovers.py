@@ -63,12 +63,7 @@ def marked_with(var: str) -> dict[int, dict[str, str]]:
 def outliving(token: str, grace: float = 2.0) -> list[int]:
     """Marked processes still alive `grace` seconds after the cell ended (helpers such as
     multiprocessing's resource tracker exit on their own right after their parent: not leftovers)."""
-    pids = marked_pids(token)
-    deadline = time.monotonic() + grace
-    while pids and time.monotonic() < deadline:
-        time.sleep(0.05)
-        pids = [p for p in pids if _alive(p)]
-    return pids
+    return wait_gone(marked_pids(token), grace)
 
 
 def _alive(pid: int) -> bool:
@@ -92,13 +87,18 @@ def describe(pids: list[int]) -> list[dict]:
     return [{"pid": p, "rss": procmem.rss_bytes(p), "cmdline": _cmdline(p)} for p in pids]
 
 
-def sigkill(pids: list[int]) -> None:
-    """SIGKILL each process in the order given; those already gone (or not ours) are skipped."""
+def send(pids: list[int], sig: int) -> None:
+    """Send `sig` to each process in the order given; those already gone (or not ours) are skipped."""
     for p in pids:
         try:
-            os.kill(p, signal.SIGKILL)
+            os.kill(p, sig)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def sigkill(pids: list[int]) -> None:
+    """SIGKILL each process in the order given; those already gone (or not ours) are skipped."""
+    send(pids, signal.SIGKILL)
 
 
 def kill_tree(pid: int) -> None:
@@ -118,9 +118,14 @@ def alive(pids: list[int]) -> list[int]:
 def kill(pids: list[int], timeout: float = 10.0) -> list[int]:
     """SIGKILL the processes and wait until they are gone; returns those still alive after `timeout`."""
     sigkill(pids)
+    return wait_gone(pids, timeout, step=0.02)
+
+
+def wait_gone(pids: list[int], timeout: float, step: float = 0.05) -> list[int]:
+    """Poll until every process of `pids` is gone or `timeout` seconds have passed; those still alive."""
     deadline = time.monotonic() + timeout
-    alive = [p for p in pids if _alive(p)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [p for p in alive if _alive(p)]
-    return alive
+    left = alive(pids)
+    while left and time.monotonic() < deadline:
+        time.sleep(step)
+        left = alive(left)
+    return left

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,16 +61,8 @@ def stop_orphans(run_dir: Path, grace: float = GRACE_S) -> list[str]:
     if not found:
         return []
     pids = [o.pid for o in found]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + grace
-    left = leftovers.alive(pids)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = leftovers.alive(left)
+    leftovers.send(pids, signal.SIGTERM)
+    left = leftovers.wait_gone(pids, grace)
     killed = list(left)
     stuck = leftovers.kill(left) if left else []
     if stuck:
