@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from memharness.core.records import CallRecord
+from memharness.results.run import CellFolder
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "findings.md"
 SAMPLES = ROOT / "results" / "samples"
@@ -44,18 +47,10 @@ def _table_value(run: Path, target: str, pipeline: str, size: str, metric: str) 
     raise KeyError(f"{target} has no row {pipeline} {size} in {run}")
 
 
-def _calls(run: Path, cell: str, target: str) -> list[tuple[dict, dict]]:
-    """(entry, exit) records of every call of `target` in the cell, in start order."""
-    begins: dict[str, dict] = {}
-    out = []
-    for path in sorted((run / "cells" / cell / "calls").glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            ev = json.loads(line)
-            if ev["ev"] == "B":
-                begins[ev["id"]] = ev
-            elif ev["ev"] == "E" and ev["id"] in begins and begins[ev["id"]]["target"] == target:
-                out.append((begins[ev["id"]], ev))
-    return sorted(out, key=lambda pair: pair[0]["t"])
+def _calls(run: Path, cell: str, target: str) -> list[CallRecord]:
+    """Every call of `target` in the cell, in start order, as the report reads them."""
+    return sorted((c for c in CellFolder.at(run / "cells" / cell).calls if c.target == target),
+                  key=lambda c: c.t_start_ns)
 
 
 def _site_mib(md: Path, site: str, section: str | None = None, column: int = 4) -> float:
@@ -85,9 +80,9 @@ def cpu_figures(run: Path) -> dict[str, float]:
     against = ex / "q3-colbert-Indexer.index-against.md"
     q5 = ex / "q5-ragatouille-CollectionIndexer.index.md"
     q6 = ex / "q6-ragatouille-compute_pytorch_kmeans.md"
-    entry_anon = {p: _calls(run, f"{p}__400__r0", INDEXER)[0][0]["anon"] / MIB
+    entry_anon = {p: _calls(run, f"{p}__400__r0", INDEXER)[0].anon_start / MIB
                   for p in ("colbert", "ragatouille-nofaiss")}
-    first_encode = {p: _calls(run, f"{p}__400__r0", ENCODE)[0][0]["rss"] / MIB
+    first_encode = {p: _calls(run, f"{p}__400__r0", ENCODE)[0].rss_start / MIB
                     for p in ("ragatouille-nofaiss", "ragatouille-faiss")}
     return {
         "q3.start.colbert": t(INDEXER, "colbert", "start"),
@@ -109,7 +104,7 @@ def cpu_figures(run: Path) -> dict[str, float]:
         "q5.inc.400": t(CI_INDEX, "ragatouille-nofaiss", "increment"),
         "q5.retained": _total_mib(q5, "explainer total at exit"),
         "q5.entry_weights": _site_mib(q5, "transformers/modeling_utils.py:698", "## Alive"),
-        "q5.encode_final": _calls(run, "ragatouille-nofaiss__400__r0", ENCODE)[-1][1]["rss"] / MIB,
+        "q5.encode_final": _calls(run, "ragatouille-nofaiss__400__r0", ENCODE)[-1].rss_end / MIB,
         "q5.index_final": t(CI_INDEX, "ragatouille-nofaiss", "final"),
         "q6.cpu.pos": t(TORCH_KMEANS, "ragatouille-nofaiss", "peak_over_start"),
         "q6.cpu.euc_sim": _site_mib(q6, "fast_pytorch_kmeans/kmeans.py:79"),
