@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from memharness.report import predict  # noqa: E402
 from memharness.report.predict import size_text  # noqa: E402
+from memharness.results.run import CellFolder  # noqa: E402
 from memharness.scenario import parse_size  # noqa: E402
 
 MATRIX = ROOT / "results/samples/genomics-gpu-matrix"
@@ -83,12 +84,11 @@ def _ours() -> dict[tuple[str, int], dict[str, float | str]]:
 
 
 def _machine(run: Path, pipeline: str, size: int) -> str:
-    cell = run / "cells" / f"{pipeline}__{size_text(size)}__r0" / "fingerprint.json"
-    if not cell.is_file():
-        return "H200"
-    fp = _json(cell)
-    name = json.dumps(fp)
-    return "H100" if "H100" in name else "H200" if "H200" in name else "?"
+    """The GPU model that ran the cell (H100 / H200), from its fingerprint."""
+    cell = CellFolder.at(run / "cells" / f"{pipeline}__{size_text(size)}__r0")
+    devices = (cell.fingerprint_json.get("gpu") or {}).get("devices") or []
+    name = " ".join(str(d.get("name", "")) for d in devices)
+    return next((m for m in ("H100", "H200") if m in name), "?")
 
 
 def _f(v: float | None) -> str:
