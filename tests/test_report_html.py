@@ -129,3 +129,15 @@ def test_screenshot_has_content(report, tmp_path):
         assert im.size == (1400, 3000)
         colors = im.convert("RGB").resize((140, 300)).getcolors(maxcolors=100_000)
     assert colors is not None and len(colors) > 50  # text, tables and charts, not a blank page
+
+
+def test_title_line_names_the_pipelines_run_and_the_scenarios_others_apart(tmp_path):
+    """A run made with --pipelines holds cells of some of the scenario's pipelines: the title line names
+    those, and the others as having no cells, instead of listing the scenario's as if all had run."""
+    calls = [FakeCall("colbert.indexer.Indexer.index", 90, 400, 1500, 0.5, 6.0)]
+    run_dir = make_run(tmp_path, [FakeCell("colbert", 1000, calls=calls)], pipelines=["ragatouille", "colbert", "x"])
+    page = build(run_dir).read_text()
+    assert "; pipelines: colbert (the scenario also names ragatouille, x: no cells in this run).</p>" in page
+    both = make_run(tmp_path / "b", [FakeCell(p, 1000, calls=calls) for p in ("colbert", "ragatouille")],
+                    pipelines=["ragatouille", "colbert"])
+    assert "; pipelines: ragatouille, colbert.</p>" in build(both).read_text()

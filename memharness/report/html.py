@@ -221,6 +221,16 @@ def sampler_gaps_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
             f"and max_rss was not enforced then: {_first_few([one(e) for e in entries], limit)}")
 
 
+def _pipelines_phrase(run: Run) -> str:
+    """The pipelines with cells in this run; the scenario's others (left out by --pipelines) named apart."""
+    present = [p for p in run.pipelines if any(c.pipeline == p for c in run.cells)]
+    absent = [p for p in run.pipelines if p not in present]
+    phrase = f"pipelines: {', '.join(present) or 'none'}"
+    if absent:
+        phrase += f" (the scenario also names {', '.join(absent)}: no cells in this run)"
+    return phrase
+
+
 def _head(page: Page) -> list[str]:
     """The page's head, title line, navigation and the warnings about unreadable input."""
     run = page.run
@@ -243,7 +253,7 @@ def _head(page: Page) -> list[str]:
            f'<p class="meta">Run {escape(run.run_id)} of scenario <b>{escape(run.scenario)}</b>, started {when}; '
            f"{len(run.cells)} cells, {done} done"
            + (f', <span class="bad">{len(run.cells) - done} not done</span>' if done < len(run.cells) else "")
-           + f"; pipelines: {escape(', '.join(run.pipelines))}.</p>",
+           + f"; {escape(_pipelines_phrase(run))}.</p>",
            "<nav>" + "".join(f'<a href="#{a}">{escape(t)}</a>' for a, t in nav) + "</nav>"]
     garbage = unreadable_call_lines(run.cells)
     if garbage:
