@@ -95,3 +95,19 @@ def test_colbert_gpu_does_not_grow_from_100k_to_500k_and_is_not_extrapolated(tmp
     assert not ram["flat"] and all(x["size"] <= 4 * 500_000 for x in ram["predictions"] if x["predicted_mib"])
     md = (tmp_path / "r" / "tables.md").read_text(encoding="utf-8")
     assert "20.00 GiB: up to" in md and "does not grow with size" in md  # the budget answer is in the report
+
+
+RENDERED = sorted(p.parent for p in (SAMPLE.parent).rglob("manifest.json") if (p.parent / "cells").is_dir()
+                  and (p.parent / "report" / "summary.json").exists())
+
+
+@pytest.mark.parametrize("sample", RENDERED, ids=[str(p.relative_to(SAMPLE.parent)) for p in RENDERED])
+def test_committed_report_is_what_the_current_code_renders(sample: Path, tmp_path: Path) -> None:
+    """Every committed sample with raw cells re-renders to the committed summary.json and index.html byte for
+    byte: a report change that moves a figure or a word shows here, and the samples are re-rendered with it."""
+    run = tmp_path / sample.name
+    shutil.copytree(sample, run, ignore=shutil.ignore_patterns("report"))
+    build(run)
+    for name in ("summary.json", "index.html"):
+        fresh, committed = (run / "report" / name).read_bytes(), (sample / "report" / name).read_bytes()
+        assert fresh == committed, f"{sample.name}/report/{name} is stale: run `memharness report {sample}`"
