@@ -12,6 +12,8 @@ from memharness.core.session import Session
 from memharness.core.targets import TargetError, resolve
 
 LIB = '''
+LIMIT = 3
+
 def helper(x):
     return x + 1
 
@@ -20,6 +22,8 @@ class Base:
         return "base"
 
 class Indexer(Base):
+    batch = 8
+
     def index(self, n):
         return self.__sample(n) + self._single(n) + Indexer.make(n) + Indexer.fixed(n)
 
@@ -158,6 +162,9 @@ def test_exception_recorded_and_reraised(fakelib, tmp_path):
         ("fakelbi.core.helper",
          "target 'fakelbi.core.helper': no importable module in the path (module 'fakelbi' not found; "
          "closest: fakelib)"),
+        ("fakelib.core.LIMIT", "target 'fakelib.core.LIMIT': is an int, not a function"),
+        ("fakelib.core.Indexer.batch", "target 'fakelib.core.Indexer.batch': is an int, not a function or method"),
+        ("fakelib.core.Base", "target 'fakelib.core.Base': is a type, not a function"),
         ("fakelib", "target 'fakelib': not a dotted path of identifiers like pkg.module.Class.method"),
     ],
 )

@@ -131,10 +131,10 @@ def resolve(path: str) -> ResolvedTarget:
         elif inspect.isfunction(raw):
             kind = "method"
         else:
-            raise TargetError(path, f"is a {type(raw).__name__}, not a function or method")
+            raise TargetError(path, f"is {_a(type(raw).__name__)}, not a function or method")
     else:
         if not (inspect.isfunction(obj) or inspect.isbuiltin(obj) or isinstance(obj, functools.partial)):
-            raise TargetError(path, f"is a {type(obj).__name__}, not a function")
+            raise TargetError(path, f"is {_a(type(obj).__name__)}, not a function")
         kind = "function"
     return ResolvedTarget(path=path, module=module.__name__, attrs=tuple(attrs), kind=kind)
 
@@ -329,3 +329,8 @@ def install_when_imported(
             _watcher = _ImportWatcher()
             sys.meta_path.insert(0, _watcher)
         _watcher.callbacks.setdefault(t.module, []).append(functools.partial(do, t))
+
+
+def _a(noun: str) -> str:
+    """'an int', 'a property': the article for a type name in an error message."""
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
