@@ -134,6 +134,17 @@ def test_merge_command_merges_two_runs_and_report_renders_them(tmp_path):
     second = make_run(tmp_path / "m2", [FakeCell("b", 1000, calls=[FakeCall("pkg.f", 100, 150, 900, 0.1, 0.5)]),
                                         FakeCell("a", 100, calls=[FakeCall("pkg.f", 100, 150, 500, 0.1, 0.5)])],
                       scenario="study", run_id="r2")
+    for run, cell, status in ((second, "a__100__r0", "failed"), (first, "a__100__r0", "timeout"),
+                              (first, "b__100__r0", "killed")):  # earlier attempts set aside
+        aside = run / names.attempt_dir_name(cell, 1)
+        aside.mkdir(parents=True)
+        (aside / "status.json").write_text(f'{{"status": "{status}"}}')
+        (aside / names.WORK).mkdir()
+        m = json.loads((run / names.MANIFEST).read_text())
+        for c in m["cells"]:
+            if c["id"] == cell:
+                c["attempts"] = [names.attempt_dir_name(cell, 1)]
+        (run / names.MANIFEST).write_text(json.dumps(m))
     out = tmp_path / "merged"
     result = CliRunner().invoke(app, ["merge", str(first), str(second), "--output", str(out)])
     assert result.exit_code == 0, result.output
@@ -145,6 +156,11 @@ def test_merge_command_merges_two_runs_and_report_renders_them(tmp_path):
     # a__100 comes from the second run alone (its process 1001), not laid over the first run's copy
     assert sorted(p.name for p in (out / "cells" / "a__100__r0" / names.CALLS).iterdir()) == ["1001.jsonl"]
     assert not (out / "cells" / "a__100__r0" / names.WORK).exists()
+    # the attempts the winning entry lists come along (without work/), not the losing run's of the same cell
+    attempt = out / names.attempt_dir_name("a__100__r0", 1)
+    assert (attempt / "status.json").read_text() == '{"status": "failed"}' and not (attempt / names.WORK).exists()
+    assert (out / names.attempt_dir_name("b__100__r0", 1) / "status.json").read_text() == '{"status": "killed"}'
+    assert manifest["cells"][0]["attempts"] == [names.attempt_dir_name("a__100__r0", 1)]
 
     result = CliRunner().invoke(app, ["report", str(out)])
     assert result.exit_code == 0, result.output

@@ -1,8 +1,9 @@
 """Merging run folders of one scenario into one, e.g. the sizes of one study run on two GPU machines.
 
 `merge(runs, into)` writes a new run folder: each cell's folder copied from the last run that holds that cell
-id (without its `work/` index artifacts), and a manifest that keeps the first run's scenario, lists every
-cell (by size, repeat, pipeline) and records `merged_from`. `memharness report INTO` renders them together.
+id (without its `work/` index artifacts) with the earlier attempts its manifest entry lists, and a manifest
+that keeps the first run's scenario, lists every cell (by size, repeat, pipeline) and records `merged_from`.
+`memharness report INTO` renders them together.
 """
 
 from __future__ import annotations
@@ -81,6 +82,9 @@ def _write(runs: list[Run], entries: dict[str, tuple[Run, dict[str, Any]]], into
         source = run.dir / rel
         if source.is_dir():  # a pending cell may have no folder yet
             shutil.copytree(source, into / rel, ignore=shutil.ignore_patterns(names.WORK))
+        for aside in _attempts(entry):  # the earlier attempts the entry lists (a killed try, a timeout)
+            if (run.dir / aside).is_dir():
+                shutil.copytree(run.dir / aside, into / aside, ignore=shutil.ignore_patterns(names.WORK))
     first = runs[0]
     for name in _scenario_files(first):
         if (first.dir / name).is_file():
@@ -90,6 +94,13 @@ def _write(runs: list[Run], entries: dict[str, tuple[Run, dict[str, Any]]], into
     manifest["merged_from"] = [str(r.dir) for r in runs]
     manifest["cells"] = sorted((e for _, e in entries.values()), key=_cell_order)
     write_json(into / names.MANIFEST, manifest)
+
+
+def _attempts(entry: dict[str, Any]) -> list[str]:
+    """The entry's earlier attempts (`attempts/<cell-id>/<n>`), relative paths inside the run folder only."""
+    listed = entry.get("attempts")
+    return [a for a in (listed if isinstance(listed, list) else [])
+            if isinstance(a, str) and a and not Path(a).is_absolute() and ".." not in Path(a).parts]
 
 
 def _cell_order(entry: dict[str, Any]) -> tuple[int, int, str]:
