@@ -141,3 +141,32 @@ def test_title_line_names_the_pipelines_run_and_the_scenarios_others_apart(tmp_p
     both = make_run(tmp_path / "b", [FakeCell(p, 1000, calls=calls) for p in ("colbert", "ragatouille")],
                     pipelines=["ragatouille", "colbert"])
     assert "; pipelines: ragatouille, colbert.</p>" in build(both).read_text()
+
+
+def test_timeline_hatches_the_stretch_the_sampler_was_not_running(tmp_path):
+    """A sampler gap (status.json `sampler_gaps`) is hatched on the RSS panel, named in the legend, and its
+    length is in the chart's caption; a cell without one gets neither."""
+    import matplotlib.patches as mpatches
+
+    from memharness.report.charts.timeline import timeline_figure
+    from memharness.report.series import cell_series
+    from memharness.results.run import Run
+
+    calls = [FakeCall("pkg.f", 100, 150, 300, 0.5, 3.0)]
+    run_dir = make_run(tmp_path, [FakeCell("a", 100, calls=calls), FakeCell("b", 100, calls=calls)])
+    status_file = run_dir / "cells" / "a__100__r0" / "status.json"
+    status = json.loads(status_file.read_text())
+    t0 = status["t_start_ns"]
+    status["sampler_gaps"] = [{"from_ns": t0 + 1_000_000_000, "to_ns": t0 + 2_250_000_000, "why": "killed by SIGKILL"}]
+    status_file.write_text(json.dumps(status))
+    run = Run.open(run_dir)
+    gapped, whole = run.cells
+    fig, info = timeline_figure(gapped, cell_series(gapped))
+    hatched = [p for p in fig.axes[0].patches if isinstance(p, mpatches.Polygon | mpatches.Rectangle) and p.get_hatch()]
+    assert len(hatched) == 1 and info.gap_s == pytest.approx(1.25)
+    assert hatched[0].get_x() == pytest.approx(1.0) and hatched[0].get_width() == pytest.approx(1.25)
+    assert "no samples (sampler not running)" in fig.axes[0].get_legend_handles_labels()[1]
+    fig, info = timeline_figure(whole, cell_series(whole))
+    assert info.gap_s == 0 and not [p for p in fig.axes[0].patches if p.get_hatch()]
+    page = build(run_dir).read_text()
+    assert page.count("No samples for 1.2 s (hatched): the timeline sampler was not running.") == 1

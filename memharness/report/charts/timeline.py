@@ -39,6 +39,7 @@ class TimelineInfo:
     samples: int
     calls: int
     lanes: int
+    gap_s: float = 0.0  # seconds the timeline sampler was not running (hatched on the chart)
 
 
 def target_colors(targets: list[str]) -> dict[str, str]:
@@ -189,6 +190,7 @@ def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str]
     lay.fig.suptitle(f"{cell.id} — {cell.pipeline}, {fmt.size_label(cell.size)} documents, repeat {cell.repeat}"
                      f" ({status})", fontsize=11, x=0.07, ha="left")
     _draw_phases(lay.ax, [c for c in cell.calls if c.target.startswith("phase:")], t0, end_ns)
+    gap_s = _draw_sampler_gaps(lay.axes[:2] if lay.ax_gpu is not None else lay.axes[:1], cell, t0, end_ns)
     _draw_memory(lay, cell, series, peak, x_end)
     if lay.ax_calls is not None:
         _draw_spans(lay.fig, lay.ax_calls, spans, lanes, colors, x_end)
@@ -205,7 +207,23 @@ def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str]
     shown = peak if series.tree is not None and len(series.tree.v) else None
     return lay.fig, TimelineInfo(out or Path(), None if shown is None else shown.bytes / fmt.MiB,
                                  None if shown is None else shown.t_s, None if shown is None else shown.call,
-                                 series.samples, len(spans), lanes)
+                                 series.samples, len(spans), lanes, gap_s)
+
+
+def _draw_sampler_gaps(axes: list, cell: CellFolder, t0: int, end_ns: int) -> float:
+    """Hatch the stretches when the timeline sampler was not running (status.json `sampler_gaps`), so the
+    straight line drawn across one is not read as measured; returns their total length in seconds."""
+    total = 0.0
+    for i, gap in enumerate(cell.sampler_gaps):
+        start = (gap["from_ns"] - t0) / 1e9
+        stop = ((gap.get("to_ns") or end_ns) - t0) / 1e9
+        if stop <= start:
+            continue
+        total += stop - start
+        for ax in axes:
+            ax.axvspan(start, stop, facecolor="none", edgecolor="#d62728", hatch="xx", lw=0, zorder=1,
+                       label="no samples (sampler not running)" if i == 0 and ax is axes[0] else None)
+    return total
 
 
 SPLIT_LINES = ((KIND_TREE_ANON, "private (RssAnon)", "#2ca02c"), (KIND_TREE_FILE, "file-backed (RssFile)", "#8c564b"))
@@ -297,5 +315,7 @@ class TimelineCharts(ChartRenderer):
             if info.peak_mib is not None:
                 cap += f" Peak {info.peak_mib:.1f} MiB at {info.peak_s:.1f} s"
                 cap += f", inside {info.peak_call}." if info.peak_call else ", outside any wrapped call."
+            if info.gap_s:
+                cap += f" No samples for {info.gap_s:.1f} s (hatched): the timeline sampler was not running."
             charts.append(Chart(f"{cell.id} ({cell.status})", info.path, cap, f"timeline-{cell.id}", facts))
         return charts
