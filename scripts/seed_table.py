@@ -151,22 +151,37 @@ def forecasts() -> list[str]:
 
 
 def checks() -> list[str]:
-    """The predictor checked: fit on the sizes up to 500k, predict the next measured size."""
+    """The predictor checked: fit on the sizes up to 500k, predict each larger measured size, for every
+    pipeline of each source that has one (host tree peak; the GPU figure too, where it was sampled)."""
     lines = ["| pipeline | figure | fitted on | predicted | measured | error | inside the band |",
              "|---|---|---|---:|---:|---:|---|"]
-    for p, summary, label in (("colbert", H200 / "summary.json", "H200"),):
+    sources = [("colbert", H200 / "summary.json", "H200")]
+    sources += [(p, MATRIX / "report/summary.json", "matrix") for p in PIPELINES]
+    for p, summary, label in sources:
         rows = _json(summary)["rows"]
-        measured = predict.measured(rows, p, "peak")
-        target = max(measured)
-        f = predict.fit_rows(rows, p, "peak", max_size=500_000)
-        at = predict.predict_at(f, target)
-        got = measured[target]
-        inside = at["low_mib"] <= got <= at["high_mib"]
-        lines.append(f"| {p} | host (tree peak) | {label} {', '.join(size_text(s) for s in f.sizes)} "
-                     f"| {size_text(target)}: {at['predicted_mib']:,.1f} MiB (±{at['error'] * 100:.1f}%) "
-                     f"| {got:,.1f} MiB | {(at['predicted_mib'] - got) / got * 100:+.1f}% "
-                     f"| {'yes' if inside else 'no'} |")
+        for metric, name in (("peak", "host (tree peak)"), ("gpu_nvml_peak", "GPU (NVML tree)")):
+            measured = predict.measured(rows, p, metric)
+            f = predict.fit_rows(rows, p, metric, max_size=500_000)
+            for target in sorted(s for s in measured if s > 500_000):
+                if f is None or len(f.sizes) < 2:
+                    continue
+                lines.append(_check_line(p, name, f"{label} {', '.join(size_text(s) for s in f.sizes)}", f,
+                                         target, measured[target]))
     return lines
+
+
+def _check_line(p: str, name: str, fitted_on: str, f: predict.Fit, target: int, got: float) -> str:
+    at = predict.predict_at(f, target)
+    if at["predicted_mib"] is None:  # flat: the check is whether it stayed flat
+        lo, hi = min(f.values), max(f.values)
+        off = 0.0 if lo <= got <= hi else (got - hi) / hi if got > hi else (got - lo) / lo
+        stays = abs(off) <= predict.FLAT
+        return (f"| {p} | {name} | {fitted_on} | {size_text(target)}: flat, {lo:,.1f}–{hi:,.1f} MiB "
+                f"| {got:,.1f} MiB | {off * 100:+.1f}% outside the range | {'yes (stays flat)' if stays else 'no'} |")
+    band = "no band" if at["error"] is None else f"±{at['error'] * 100:.1f}%"
+    inside = at["low_mib"] is not None and at["low_mib"] <= got <= at["high_mib"]
+    return (f"| {p} | {name} | {fitted_on} | {size_text(target)}: {at['predicted_mib']:,.1f} MiB ({band}) "
+            f"| {got:,.1f} MiB | {(at['predicted_mib'] - got) / got * 100:+.1f}% | {'yes' if inside else 'no'} |")
 
 
 def section() -> str:
