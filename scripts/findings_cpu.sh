@@ -6,8 +6,12 @@
 set -euo pipefail
 out=${1:-results/findings-cpu}
 mh() { .venv/bin/python -m memharness "$@"; }
-keep() {  # keep CELL NAME: a copy of the cell's explain.md (the next explain of that cell overwrites it)
-  mkdir -p "$run/explains" && cp "$run/cells/$1/explain/explain.md" "$run/explains/$2.md"
+keep() {  # keep CELL NAME: a copy of the cell's explain.md and flame graph (the next explain of that cell
+  # overwrites both), the copy's link pointing at the copied flame graph
+  mkdir -p "$run/explains"
+  sed "s#(host-flamegraph.html)#($2-flamegraph.html)#" "$run/cells/$1/explain/explain.md" > "$run/explains/$2.md"
+  [ -f "$run/cells/$1/explain/host-flamegraph.html" ] && \
+    cp "$run/cells/$1/explain/host-flamegraph.html" "$run/explains/$2-flamegraph.html"
   [ -f "$run/cells/$1/explain/against-$3.md" ] && cp "$run/cells/$1/explain/against-$3.md" "$run/explains/$2-against.md"
   return 0
 }
