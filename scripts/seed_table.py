@@ -91,6 +91,13 @@ def _machine(run: Path, pipeline: str, size: int) -> str:
     return next((m for m in ("H100", "H200") if m in name), "?")
 
 
+def _where_and_gpu(o: dict[str, float | str], pipeline: str, size: int) -> tuple[str, str]:
+    """The GPU model that ran our cell, and its GPU peaks as 'torch allocated / NVML tree'."""
+    machine = _machine(MATRIX, pipeline, size) if o["source"] == "matrix" else "H200"
+    gpu = f"{_f(o.get('gpu_peak'))} / {_f(o.get('gpu_nvml_peak'))}" if "gpu_peak" in o else "not recorded"
+    return machine, gpu
+
+
 def _f(v: float | None) -> str:
     return "–" if v is None else f"{v:,.1f}"
 
@@ -109,16 +116,20 @@ def table() -> list[str]:
     for p in PIPELINES:
         for size in SIZES:
             seed = SEED.get((p, size))
-            if seed is None:
-                continue
             o = ours.get((p, size))
+            if seed is None and o is None:
+                continue
+            if seed is None:  # a size we measured that the seed did not
+                machine, gpu = _where_and_gpu(o, p, size)
+                lines.append(f"| {p} | {size_text(size)} | {machine} | not in the seed / {_f(o['start'])} "
+                             f"| not in the seed / {_f(o['increment'])} | not in the seed / {_f(o['final'])} "
+                             f"| {_f(o['tree_peak'])} | {gpu} |")
+                continue
             if o is None:
                 lines.append(f"| {p} | {size_text(size)} | – | {seed[0]:,.1f} / not run | {seed[1]:,.1f} / not run "
                              f"| {seed[2]:,.1f} / not run | not run | not run |")
                 continue
-            machine = _machine(MATRIX, p, size) if o["source"] == "matrix" else "H200"
-            gpu = (f"{_f(o.get('gpu_peak'))} / {_f(o.get('gpu_nvml_peak'))}" if "gpu_peak" in o
-                   else "not recorded")
+            machine, gpu = _where_and_gpu(o, p, size)
             lines.append(
                 f"| {p} | {size_text(size)} | {machine} | {_ratio(seed[0], o['start'])} "
                 f"| {_ratio(seed[1], o['increment'])} | {_ratio(seed[2], o['final'])} | {_f(o['tree_peak'])} "
