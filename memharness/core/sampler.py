@@ -24,6 +24,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from memharness import names
 from memharness.core import procmem
@@ -155,10 +156,10 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     """Sample `root`'s process tree every `interval` seconds into `out_dir` until it is gone or SIGTERM/SIGINT
     arrives; returns the header written to timeline.json at the end. `restart`: an earlier sampler of this
     tree died; its processes.json is taken over (the timelines are appended to anyway)."""
-    stop = {"flag": False}
+    stop: dict[str, Any] = {"flag": False, "signal": None}
 
     def _stop(signum, frame):  # noqa: ANN001, ARG001
-        stop["flag"] = True
+        stop["flag"], stop["signal"] = True, signum
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -204,7 +205,8 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
             else:
                 time.sleep(delay / 1e9)
     procs.tick(now_ns(), force=True)
-    header.update({"stopped_ns": now_ns(), "ticks": ticks, "late_ticks": late, "peak_tree_rss": peak_total})
+    header.update({"stopped_ns": now_ns(), "ticks": ticks, "late_ticks": late, "peak_tree_rss": peak_total,
+                   "stopped_by": "tree_gone" if stop["signal"] is None else signal.Signals(stop["signal"]).name})
     write_json(out_dir / names.TIMELINE_HEADER, header)
     return header
 
@@ -286,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     header = sample(args.root, args.out, args.interval, args.max_rss, args.gpu, set(args.exclude), args.restart)
     print(json.dumps({"ticks": header["ticks"], "late_ticks": header["late_ticks"]}), file=sys.stderr)
-    return 0
+    # 0: the tree was gone (its root is exiting or has exited); 128 + the signal: stopped by SIGTERM/SIGINT,
+    # which the supervisor tells apart from a tree's end (runner/samplerwatch.py)
+    return 0 if header["stopped_by"] == "tree_gone" else 128 + signal.Signals[header["stopped_by"]].value
 
 
 if __name__ == "__main__":

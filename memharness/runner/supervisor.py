@@ -230,6 +230,8 @@ def _watch_cell(proc: subprocess.Popen, sampler: SamplerWatch, t0: int, timeout:
             watch.timed_out = True
             kill_tree(proc.pid)
         if sampler.died() and proc.poll() is None and not watch.killed_by_us:
+            if sampler.saw_tree_end(proc, stop_requested):
+                continue  # the root was freeing its memory on the way out; the next turn takes its exit code
             if disk_low is not None and disk_low():
                 watch.disk_full = True  # the sampler could not write the timeline: stop rather than run unmeasured
                 kill_tree(proc.pid)
