@@ -26,9 +26,10 @@ log() { echo "$*" | tee -a "$work/times.txt"; }
 
 newest_run() { ls -1dt results/genomics-gpu/*/ | head -1; }
 
-pack() {  # pack RUN_DIR NAME
-  tar -cJf "$work/out/$2.run.tar.xz" --exclude='cells/*/work' --exclude='cells/*/explain/capture' \
-    --exclude='cells/*/explain/rerun' --exclude='*.pickle' -C "$(dirname "$1")" "$(basename "$1")"
+pack() {  # pack RUN_DIR NAME (written aside and renamed: scripts/gpu_poll.sh fetches whole tarballs only)
+  tar -cJf "$work/out/$2.run.tar.xz.part" --exclude='cells/*/work' --exclude='cells/*/explain/capture' \
+    --exclude='cells/*/explain/rerun' --exclude='*.pickle' -C "$(dirname "$1")" "$(basename "$1")" &&
+    mv "$work/out/$2.run.tar.xz.part" "$work/out/$2.run.tar.xz"
 }
 
 step() {  # step NAME COMMAND...
