@@ -119,11 +119,17 @@ def cleaned(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def inside_run(rel: object) -> bool:
+    """Whether a path a manifest names is a relative path inside the run folder (a string, not blank, not
+    absolute, not climbing out with `..`)."""
+    return isinstance(rel, str) and bool(rel.strip()) and not Path(rel).is_absolute() and ".." not in Path(rel).parts
+
+
 def entry_dir(entry: dict[str, Any]) -> str:
     """A manifest cell entry's folder, relative to its run: its `dir` when that is a relative path inside the
     run, else the default `cells/<id>` (a `dir` of another JSON type, absolute or climbing out is ignored)."""
     rel = entry.get("dir")
-    if isinstance(rel, str) and rel.strip() and not Path(rel).is_absolute() and ".." not in Path(rel).parts:
+    if inside_run(rel):
         return rel
     return cell_dir_name(str(entry["id"]))
 

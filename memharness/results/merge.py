@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from memharness import names
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
-from memharness.results.manifest import entry_dir
+from memharness.results.manifest import entry_dir, inside_run
 
 if TYPE_CHECKING:
     from memharness.results.run import Run
@@ -99,8 +99,7 @@ def _write(runs: list[Run], entries: dict[str, tuple[Run, dict[str, Any]]], into
 def _attempts(entry: dict[str, Any]) -> list[str]:
     """The entry's earlier attempts (`attempts/<cell-id>/<n>`), relative paths inside the run folder only."""
     listed = entry.get("attempts")
-    return [a for a in (listed if isinstance(listed, list) else [])
-            if isinstance(a, str) and a and not Path(a).is_absolute() and ".." not in Path(a).parts]
+    return [a for a in (listed if isinstance(listed, list) else []) if inside_run(a)]
 
 
 def _cell_order(entry: dict[str, Any]) -> tuple[int, int, str]:
