@@ -102,11 +102,17 @@ def _f(v: float | None) -> str:
     return "–" if v is None else f"{v:,.1f}"
 
 
-def _ratio(seed: float, ours: float) -> str:
+def _pair(seed: float | None, ours: float | None) -> str:
+    """'seed / ours (ours ÷ seed)', or which side is missing."""
+    if ours is None:
+        return f"{seed:,.1f} / not run"
+    if seed is None:
+        return f"not in the seed / {ours:,.1f}"
     return f"{seed:,.1f} / {ours:,.1f} ({ours / seed:.2f})"
 
 
 def table() -> list[str]:
+    """One row per pipeline and size that the seed or we measured."""
     ours = _ours()
     lines = [
         "| pipeline | size | GPU | start: seed / ours (ours ÷ seed) | increment: seed / ours | final: seed / ours "
@@ -115,25 +121,14 @@ def table() -> list[str]:
     ]
     for p in PIPELINES:
         for size in SIZES:
-            seed = SEED.get((p, size))
-            o = ours.get((p, size))
+            seed, o = SEED.get((p, size)), ours.get((p, size))
             if seed is None and o is None:
                 continue
-            if seed is None:  # a size we measured that the seed did not
-                machine, gpu = _where_and_gpu(o, p, size)
-                lines.append(f"| {p} | {size_text(size)} | {machine} | not in the seed / {_f(o['start'])} "
-                             f"| not in the seed / {_f(o['increment'])} | not in the seed / {_f(o['final'])} "
-                             f"| {_f(o['tree_peak'])} | {gpu} |")
-                continue
-            if o is None:
-                lines.append(f"| {p} | {size_text(size)} | – | {seed[0]:,.1f} / not run | {seed[1]:,.1f} / not run "
-                             f"| {seed[2]:,.1f} / not run | not run | not run |")
-                continue
-            machine, gpu = _where_and_gpu(o, p, size)
-            lines.append(
-                f"| {p} | {size_text(size)} | {machine} | {_ratio(seed[0], o['start'])} "
-                f"| {_ratio(seed[1], o['increment'])} | {_ratio(seed[2], o['final'])} | {_f(o['tree_peak'])} "
-                f"| {gpu} |")
+            pairs = [_pair(None if seed is None else seed[i], None if o is None else o[k])
+                     for i, k in enumerate(("start", "increment", "final"))]
+            machine, gpu = ("–", "not run") if o is None else _where_and_gpu(o, p, size)
+            tree = "not run" if o is None else _f(o["tree_peak"])
+            lines.append(f"| {p} | {size_text(size)} | {machine} | {' | '.join(pairs)} | {tree} | {gpu} |")
     return lines
 
 
@@ -173,9 +168,9 @@ def checks() -> list[str]:
         for metric, name in (("peak", "host (tree peak)"), ("gpu_nvml_peak", "GPU (NVML tree)")):
             measured = predict.measured(rows, p, metric)
             f = predict.fit_rows(rows, p, metric, max_size=500_000)
+            if f is None or len(f.sizes) < 2:
+                continue
             for target in sorted(s for s in measured if s > 500_000):
-                if f is None or len(f.sizes) < 2:
-                    continue
                 lines.append(_check_line(p, name, f"{label} {', '.join(size_text(s) for s in f.sizes)}", f,
                                          target, measured[target]))
     return lines

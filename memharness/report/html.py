@@ -223,8 +223,9 @@ def sampler_gaps_warning(entries: list[dict[str, Any]], limit: int = 3) -> str:
 
 def _pipelines_phrase(run: Run) -> str:
     """The pipelines with cells in this run; the scenario's others (left out by --pipelines) named apart."""
-    present = [p for p in run.pipelines if any(c.pipeline == p for c in run.cells)]
-    absent = [p for p in run.pipelines if p not in present]
+    with_cells = {c.pipeline for c in run.cells}
+    present = [p for p in run.pipelines if p in with_cells]
+    absent = [p for p in run.pipelines if p not in with_cells]
     phrase = f"pipelines: {', '.join(present) or 'none'}"
     if absent:
         phrase += f" (the scenario also names {', '.join(absent)}: no cells in this run)"

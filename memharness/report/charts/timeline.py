@@ -190,7 +190,7 @@ def timeline_figure(cell: CellFolder, series: CellSeries, colors: dict[str, str]
     lay.fig.suptitle(f"{cell.id} — {cell.pipeline}, {fmt.size_label(cell.size)} documents, repeat {cell.repeat}"
                      f" ({status})", fontsize=11, x=0.07, ha="left")
     _draw_phases(lay.ax, [c for c in cell.calls if c.target.startswith("phase:")], t0, end_ns)
-    gap_s = _draw_sampler_gaps(lay.axes[:2] if lay.ax_gpu is not None else lay.axes[:1], cell, t0, end_ns)
+    gap_s = _draw_sampler_gaps([a for a in (lay.ax, lay.ax_gpu) if a is not None], cell, t0, end_ns)
     _draw_memory(lay, cell, series, peak, x_end)
     if lay.ax_calls is not None:
         _draw_spans(lay.fig, lay.ax_calls, spans, lanes, colors, x_end)
