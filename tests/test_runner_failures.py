@@ -17,12 +17,14 @@ TESTS = Path(__file__).resolve().parent
 MiB = 1 << 20
 
 
-def write_scenario(tmp_path: Path, name: str, pipelines: str, extra: str = "", sizes: str = "[50]") -> Path:
+def write_scenario(tmp_path: Path, name: str, pipelines: str, extra: str = "", sizes: str = "[50]",
+                   output: Path | None = None) -> Path:
+    """`tmp_path/<name>.yaml`, writing its runs into `output` (default `tmp_path/results`)."""
     text = textwrap.dedent(f"""\
         name: {name}
         corpus: {{source: synthetic, seed: 3}}
         sizes: {sizes}
-        output: {tmp_path / "results"}
+        output: {output or tmp_path / "results"}
         sample_interval: 20ms
         targets: [workloads.stage]
         """) + extra + "pipelines:\n" + textwrap.indent(textwrap.dedent(pipelines), "  ")

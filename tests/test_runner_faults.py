@@ -276,8 +276,7 @@ def test_disk_full_during_a_run_is_recorded_and_resumable(tmp_path, small_disk):
         - {{name: b, kind: callable, options: {{function: "workloads:pipeline_fills_disk", flag: "{flag}",
             fill: "{fill}"}}}}
         - {{name: c, kind: callable, options: {{function: "workloads:pipeline_ok"}}}}
-        """, extra="timeout: 60s\n")
-    path.write_text(path.read_text().replace(f"output: {tmp_path / 'results'}", f"output: {disk}"))
+        """, extra="timeout: 60s\n", output=disk)
     proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 74, out
@@ -304,8 +303,7 @@ def test_disk_full_during_a_run_is_recorded_and_resumable(tmp_path, small_disk):
 def test_preflight_on_a_full_disk_leaves_no_folder(tmp_path, small_disk):
     disk = small_disk("2m")
     _fill(disk)
-    path = write_scenario(tmp_path, "nospace", OK_PIPELINE)
-    path.write_text(path.read_text().replace(f"output: {tmp_path / 'results'}", f"output: {disk}"))
+    path = write_scenario(tmp_path, "nospace", OK_PIPELINE, output=disk)
     proc = memharness("run", str(path), "--no-report", cwd=tmp_path)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, out
@@ -620,8 +618,7 @@ def test_dry_run_checks_disk_space(tmp_path, small_disk):
     """`--dry-run` runs every preflight check that starts no cell, the disk-space estimate included (issue 28,
     case 9): a 16 MiB disk takes the 4 MiB probe file but not an hour of timeline."""
     disk = small_disk("16m")
-    path = write_scenario(tmp_path, "tight", OK_PIPELINE)
-    path.write_text(path.read_text().replace(f"output: {tmp_path / 'results'}", f"output: {disk}"))
+    path = write_scenario(tmp_path, "tight", OK_PIPELINE, output=disk)
     proc = memharness("run", str(path), "--dry-run", cwd=tmp_path)
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, out
