@@ -132,40 +132,44 @@ def table() -> list[str]:
     return lines
 
 
-def forecasts() -> list[str]:
+FIGURES = (("peak", "host (tree peak)"), ("gpu_nvml_peak", "GPU (NVML tree)"))
+
+
+def _fitted_sources() -> list[tuple[str, str, list[dict]]]:
+    """(pipeline, label, summary rows) for each fit: ColBERT on the H200 sample, every pipeline on the matrix;
+    each summary read once."""
+    h200, matrix = _json(H200 / "summary.json")["rows"], _json(MATRIX / "report/summary.json")["rows"]
+    return [("colbert", "H200", h200)] + [(p, "matrix", matrix) for p in PIPELINES]
+
+
+def forecasts(sources: list[tuple[str, str, list[dict]]]) -> list[str]:
     lines = ["| pipeline | figure | fitted on | model | 2M forecast (band) |", "|---|---|---|---|---:|"]
-    fits = [("colbert", H200 / "summary.json", "H200 100k–1M")]
-    fits += [(p, MATRIX / "report/summary.json", "matrix") for p in PIPELINES]
-    for p, summary, label in fits:
-        rows = _json(summary)["rows"]
-        for metric, name in (("peak", "host (tree peak)"), ("gpu_nvml_peak", "GPU (NVML tree)")):
+    for p, label, rows in sources:
+        for metric, name in FIGURES:
             f = predict.fit_rows(rows, p, metric)
             if f is None:
                 continue
             at = predict.predict_at(f, 2_000_000)
-            sizes = ", ".join(size_text(s) for s in f.sizes)
             if at["predicted_mib"] is None:
                 value = at["note"]
             elif at["low_mib"] is None:
                 value = f"{at['predicted_mib']:,.0f} MiB (no band: fewer than 3 sizes)"
             else:
                 value = f"{at['predicted_mib']:,.0f} MiB ({at['low_mib']:,.0f}–{at['high_mib']:,.0f})"
-            where = label if label != "matrix" else f"matrix {sizes}"
+            where = (f"matrix {', '.join(size_text(s) for s in f.sizes)}" if label == "matrix"
+                     else f"{label} {size_text(min(f.sizes))}–{size_text(max(f.sizes))}")
             model = "flat" if f.flat else f.model
             lines.append(f"| {p} | {name} | {where} | {model} | {value} |")
     return lines
 
 
-def checks() -> list[str]:
+def checks(sources: list[tuple[str, str, list[dict]]]) -> list[str]:
     """The predictor checked: fit on the sizes up to 500k, predict each larger measured size, for every
     pipeline of each source that has one (host tree peak; the GPU figure too, where it was sampled)."""
     lines = ["| pipeline | figure | fitted on | predicted | measured | error | inside the band |",
              "|---|---|---|---:|---:|---:|---|"]
-    sources = [("colbert", H200 / "summary.json", "H200")]
-    sources += [(p, MATRIX / "report/summary.json", "matrix") for p in PIPELINES]
-    for p, summary, label in sources:
-        rows = _json(summary)["rows"]
-        for metric, name in (("peak", "host (tree peak)"), ("gpu_nvml_peak", "GPU (NVML tree)")):
+    for p, label, rows in sources:
+        for metric, name in FIGURES:
             measured = predict.measured(rows, p, metric)
             f = predict.fit_rows(rows, p, metric, max_size=500_000)
             if f is None or len(f.sizes) < 2:
@@ -191,8 +195,10 @@ def _check_line(p: str, name: str, fitted_on: str, f: predict.Fit, target: int, 
 
 
 def section() -> str:
+    sources = _fitted_sources()
     parts = [BEGIN, "", "### `Indexer.index` at every size the seed has (MiB)", "", *table(), "",
-             "### 2M forecasts", "", *forecasts(), "", "### The predictor checked at 1M", "", *checks(), "", END]
+             "### 2M forecasts", "", *forecasts(sources), "", "### The predictor checked at 1M", "",
+             *checks(sources), "", END]
     return "\n".join(parts) + "\n"
 
 
