@@ -2,6 +2,8 @@
 
 `memtiny.index.index` is a `callable` pipeline; its wrapped function `memtiny.index.build` allocates a
 16 MiB scratch buffer, and from the planted version on also keeps `KEEP_MIB` (200) MiB, every page touched.
+With `MEMTINY_HOLD=DIR`, a version whose `DIR/hold-VERSION` exists waits in `index` until the file is removed
+(after writing `DIR/started-VERSION`): an event a test waits on to stop a step mid-cell.
 Wheels are written by hand (zipfile, a correct RECORD): no build backend, no network, milliseconds each.
 """
 
@@ -19,6 +21,9 @@ KEEP_MIB = 200
 INDEX_PY = '''\
 """memtiny {version}: a pipeline whose `build` keeps {keep} MiB."""
 
+import os
+import time
+
 import numpy as np
 
 KEEP_MIB = {keep}
@@ -35,7 +40,20 @@ def build(texts):
 
 
 def index(ids, texts, options, workdir):
+    _hold()
     return build(texts)
+
+
+def _hold():
+    """Tests' event hook: with MEMTINY_HOLD=DIR and DIR/hold-{version} present, say so in DIR/started-{version}
+    and wait until the hold file is gone (at most 300 s), so a test can stop a step while it surely runs."""
+    folder = os.environ.get("MEMTINY_HOLD")
+    if not folder or not os.path.exists(os.path.join(folder, "hold-{version}")):
+        return
+    open(os.path.join(folder, "started-{version}"), "w").close()
+    deadline = time.monotonic() + 300
+    while os.path.exists(os.path.join(folder, "hold-{version}")) and time.monotonic() < deadline:
+        time.sleep(0.05)
 '''
 
 

@@ -132,22 +132,24 @@ def test_second_bisect_reuses_the_cached_environments(ws):
 
 @pytest.mark.e2e
 def test_ctrl_c_stops_with_one_line_and_resume_finishes(ws):
-    out = ws / "interrupted"
+    out, hold = ws / "interrupted", ws / "hold"
+    hold.mkdir()
+    (hold / "hold-1.5").touch()  # the second step's cell waits in memtiny.index.index until this file goes
     cmd = [sys.executable, "-m", "memharness", "bisect", str(ws / "tiny.yaml"), "--cell", "tiny@20", "--package",
            "memtiny", "--good", "1.4", "--bad", "1.6", *_index(ws), "-o", str(out)]
-    proc = subprocess.Popen(cmd, cwd=ws, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None:  # wait for the second step's cell to start
-        try:
-            running = _state(out).get("running") if (out / "bisect.json").exists() else None
-        except ValueError:
-            running = None
-        if running and running["index"] > 0:
-            break
-        time.sleep(0.05)  # polling a condition with a deadline, not timing the test
-    assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=300)
+    proc = subprocess.Popen(cmd, cwd=ws, env={**cli_env(), "MEMTINY_HOLD": str(hold)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None and not (hold / "started-1.5").exists():
+            time.sleep(0.05)  # polling for the event with a deadline, not timing the test
+        assert proc.poll() is None and (hold / "started-1.5").exists(), proc.communicate()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        (hold / "hold-1.5").unlink()
+        if proc.poll() is None:
+            proc.kill()
     print(stdout, stderr)
     assert proc.returncode == 130, stdout[-2000:] + stderr[-2000:]
     lines = stderr.strip().splitlines()
