@@ -18,4 +18,7 @@ def test_the_seed_vs_ours_page_is_the_generator_output_of_the_committed_samples(
     # the facts the page's prose rests on
     assert "| colbert | 1M | H200 | 2,707.3 / 1,816.4 (0.67) |" in out.stdout
     assert "| yes |" in out.stdout.split("The predictor checked at 1M")[1]
-    assert "beyond 4x the largest measured size (250k): not predicted" in out.stdout
+    forecasts = out.stdout.split("### 2M forecasts")[1].split("###")[0]
+    assert ("| ragatouille-nofaiss | host (tree peak) | matrix 100k, 250k, 500k | power | 28,234 MiB (25,163–31,305) |"
+            in forecasts)
+    assert "| ragatouille-faiss | host (tree peak) | matrix 100k, 250k, 500k, 1M | power | 29,107 MiB" in forecasts
