@@ -59,6 +59,7 @@ def run(
     from rich.console import Console
 
     from memharness.runner.execute import PreflightError, RunRequest, execute
+    from memharness.runner.plainprogress import every_from_env
     from memharness.scenario import ScenarioError, parse_size
     from memharness.scenario.executors import executor_names
 
@@ -74,9 +75,13 @@ def run(
         raise MemharnessError(f"--executor {executor}: expected {' or '.join(executor_names())}")
     if ray_address is not None and executor is None:
         executor = "ray"
+    try:
+        progress_every = every_from_env()
+    except ValueError as exc:
+        raise MemharnessError(str(exc)) from None
     req = RunRequest(scenario, sizes=size_list, pipelines=_split(pipelines), repeats=repeats, resume=resume,
                      dry_run=dry_run, retry_failed=retry_failed, report=report, force=force,
-                     executor=executor, ray_address=ray_address)
+                     executor=executor, ray_address=ray_address, progress_every=progress_every)
     try:
         code, _ = execute(req, console)
     except ScenarioError as exc:

@@ -19,6 +19,7 @@ from memharness.runner import diskspace, executors, owner
 from memharness.runner.executors.base import Executor, Finished, RunContext, Started
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
+from memharness.runner.plainprogress import DEFAULT_EVERY_S, PlainProgress
 from memharness.runner.preflight import Preflight, PreflightError, remove_empty, run_preflight
 from memharness.runner.signals import Interrupted, StopSignals, signal_name
 from memharness.runner.supervisor import describe_plan, summarize
@@ -52,6 +53,7 @@ class RunRequest:
     force: bool = False
     executor: str | None = None  # None: the scenario's `executor`
     ray_address: str | None = None
+    progress_every: float = DEFAULT_EVERY_S  # seconds between plain progress lines off a terminal (0: none)
 
     def __post_init__(self) -> None:
         self.scenario_path = Path(self.scenario_path)
@@ -215,8 +217,10 @@ class _CellLoop:
     def disk_low(self) -> bool:
         return diskspace.free_bytes(self.run_dir) < diskspace.LOW_WATER
 
-    def run(self, todo: list[CellPlan], executor: Executor, console, say: Callable[[str], None]) -> int:
-        """Exit code of the cells: 0 all done, 1 some failed. Raises Interrupted or OSError (disk full)."""
+    def run(self, todo: list[CellPlan], executor: Executor, console, say: Callable[[str], None],
+            progress_every: float = DEFAULT_EVERY_S) -> int:
+        """Exit code of the cells: 0 all done, 1 some failed. Raises Interrupted or OSError (disk full).
+        Off a terminal the bar's text is also printed as a line every `progress_every` seconds."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -226,8 +230,16 @@ class _CellLoop:
             task = progress.add_task("cells", total=len(todo), live="")
             if not todo:
                 return 0
-            ctx = RunContext(self.run_dir, self.scenario, self.pre, self.stops.requested, say,
-                             lambda **kw: progress.update(task, **kw), self.disk_low)
+            plain = None if console.is_terminal else PlainProgress(
+                lambda line: progress.console.print(line, highlight=False, markup=False), progress_every)
+
+            def update(**kw) -> None:
+                progress.update(task, **kw)
+                if plain is not None:
+                    plain.update(**kw)
+
+            ctx = RunContext(self.run_dir, self.scenario, self.pre, self.stops.requested, say, update,
+                             self.disk_low)
             described = executor.open(ctx)
             if described is not None:
                 self.manifest.data["executor"] = described
@@ -361,7 +373,8 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
         say(f"resuming: {skipped} cells already finished, {len(todo)} to run")
     loop = _CellLoop(run_dir, manifest, scenario, pre, stops)
     try:
-        code = loop.run(todo, executors.get(req.executor or scenario.executor, req.ray_address), console, say)
+        code = loop.run(todo, executors.get(req.executor or scenario.executor, req.ray_address), console, say,
+                        req.progress_every)
     except Interrupted as exc:
         try:
             loop.mark_running_cells(todo, "interrupted")
