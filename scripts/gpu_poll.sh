@@ -25,3 +25,4 @@ done
 nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
 [ -f "$work/done" ] && echo "JOB DONE" || echo "JOB RUNNING"
 cat "$work/times.txt" 2>/dev/null
+grep -a ': cell ' "$work/log" 2>/dev/null | tail -n 1  # the running cell's last progress line (elapsed, RSS)

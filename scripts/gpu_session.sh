@@ -16,6 +16,7 @@
 set -uo pipefail
 work=$1; shift
 mkdir -p "$work/out"
+echo $$ > "$work/pid"  # the job's process group (setsid made it the leader): scripts/gpu_stop.sh stops it
 export SITE=/tmp/site RAG_SITE=/tmp/site-rag MEMRAY_SITE=/tmp/site-memray
 if [ -f .sites/site-memray.tar.xz ]; then  # memray: only for host explains (--gpu alone does not need it)
   mkdir -p "$MEMRAY_SITE" && tar -xJf .sites/site-memray.tar.xz -C "$MEMRAY_SITE"

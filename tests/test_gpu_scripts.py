@@ -1,0 +1,59 @@
+"""The GPU-host job scripts (README "GPU hosts"): `gpu_poll.sh` fetches each packed run once and shows the
+running cell's last progress line; `gpu_stop.sh` stops a `gpu_session.sh` job by the process group it
+recorded (a `pgrep -f` pattern there matched the calling command itself)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _poll(work: Path, out: Path, limit: int) -> subprocess.CompletedProcess:
+    out.mkdir(exist_ok=True)
+    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_poll.sh"), str(work), str(limit), str(out)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_poll_returns_with_a_packed_run_once_and_the_last_progress_line(tmp_path: Path) -> None:
+    work = tmp_path / "gw"
+    (work / "out").mkdir(parents=True)
+    (work / "times.txt").write_text("cell-a-1M start 2026-12-07T17:07:34Z\n")
+    (work / "log").write_text("run folder: results/x\n[1/1] a__1M__r0: cell 60.1 s RSS 9000 MiB\n"
+                              "[1/1] a__1M__r0: cell 120.2 s RSS 12000 MiB\n")
+    (work / "out" / "a-500k.run.tar.xz").write_bytes(b"packed")
+    (work / "out" / "b-1M.run.tar.xz.part").write_bytes(b"half")  # being written: never fetched
+    first = _poll(work, tmp_path / "o1", 100)  # a packed run not fetched yet: returns at once
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == ["a-500k.run.tar.xz", "log-tail.txt",
+                                                                  "times.txt"]
+    assert "JOB RUNNING" in first.stdout
+    assert first.stdout.rstrip().splitlines()[-1] == "[1/1] a__1M__r0: cell 120.2 s RSS 12000 MiB"
+    second = _poll(work, tmp_path / "o2", 1)  # nothing new: waits out its 1 s limit, fetches nothing again
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["log-tail.txt", "times.txt"]
+    assert second.returncode == 0
+
+
+def test_stop_ends_the_jobs_whole_process_group(tmp_path: Path) -> None:
+    work = tmp_path / "gw"
+    work.mkdir()
+    leader = subprocess.Popen(["bash", "-c", f'echo $$ > {work}/pid; sleep 300 & sleep 301 & wait'],
+                              start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(psutil.Process(leader.pid).children()) < 2:
+        time.sleep(0.05)  # polling for the event (both sleepers started) with a deadline
+    sleepers = psutil.Process(leader.pid).children()
+    assert len(sleepers) == 2
+    stop = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_stop.sh"), str(work)], capture_output=True,
+                          text=True, timeout=120)
+    assert stop.returncode == 0 and stop.stdout.strip() == f"job {leader.pid}: stopped", stop.stdout + stop.stderr
+    leader.wait(timeout=60)
+    gone, alive = psutil.wait_procs(sleepers, timeout=60)
+    assert not alive
+    again = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_stop.sh"), str(work)], capture_output=True,
+                           text=True, timeout=60)
+    assert again.stdout.strip() == f"job {leader.pid}: already ended"
