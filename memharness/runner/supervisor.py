@@ -225,7 +225,9 @@ def _watch_cell(proc: subprocess.Popen, sampler: SamplerWatch, t0: int, timeout:
             return watch
         elapsed = (now_ns() - t0) / 1e9
         if on_tick is not None:
-            on_tick(elapsed, procmem.rss_bytes(proc.pid) + procmem.descendants_rss(proc.pid))
+            rss = procmem.rss_bytes(proc.pid) + procmem.descendants_rss(proc.pid)
+            if rss:  # 0: the root has exited and is not reaped yet; keep the last reading on the bar
+                on_tick(elapsed, rss)
         if timeout is not None and elapsed > timeout and not watch.timed_out:
             watch.timed_out = True
             kill_tree(proc.pid)
