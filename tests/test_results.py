@@ -168,6 +168,20 @@ def test_merge_command_merges_two_runs_and_report_renders_them(tmp_path):
     assert {(p, s) for p, s, _ in rows} == {("a", 100), ("b", 100), ("b", 1000)}
     peak = rows[("a", 100, "pkg.f")]["metrics"]["peak"]["median"]
     assert peak == 500 * (1 << 20)  # the second run's cell
+    # where each cell ran: a__100 from r2 (it won), b__100 from r1
+    assert {c["id"]: c["from_run"] for c in manifest["cells"]} == {"a__100__r0": "r2", "b__100__r0": "r1",
+                                                                    "b__1000__r0": "r2"}
+
+    # merged again with a third run (a sample grown session by session): the lineage and origins are kept
+    third = make_run(tmp_path / "m3", [FakeCell("c", 100, calls=[FakeCall("pkg.f", 100, 150, 200, 0.1, 0.5)])],
+                     scenario="study", run_id="r3")
+    again = tmp_path / "again"
+    result = CliRunner().invoke(app, ["merge", str(out), str(third), "--output", str(again)])
+    assert result.exit_code == 0, result.output
+    grown = json.loads((again / names.MANIFEST).read_text())
+    assert grown["merged_from"] == [str(first), str(second), str(out), str(third)]
+    assert {c["id"]: c["from_run"] for c in grown["cells"]} == {"a__100__r0": "r2", "b__100__r0": "r1",
+                                                                 "b__1000__r0": "r2", "c__100__r0": "r3"}
 
 
 def test_merge_refuses_other_scenarios_and_an_output_in_the_way(tmp_path):

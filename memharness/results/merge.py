@@ -2,7 +2,10 @@
 
 `merge(runs, into)` writes a new run folder: each cell's folder copied from the last run that holds that cell
 id (without its `work/` index artifacts) with the earlier attempts its manifest entry lists, and a manifest
-that keeps the first run's scenario, lists every cell (by size, repeat, pipeline) and records `merged_from`.
+that keeps the first run's scenario, lists every cell (by size, repeat, pipeline) and records where each came
+from: the run's `merged_from` lists every run folder merged into it, those of earlier merges first (a sample
+merged session by session keeps its whole lineage), and each cell's `from_run` names the run it ran in (kept
+through later merges; absent for cells of a merge made before this was recorded).
 `memharness report INTO` renders them together.
 """
 
@@ -91,9 +94,29 @@ def _write(runs: list[Run], entries: dict[str, tuple[Run, dict[str, Any]]], into
             shutil.copy(first.dir / name, into / name)
     manifest = dict(first.manifest)
     manifest["run_id"] = into.name
-    manifest["merged_from"] = [str(r.dir) for r in runs]
-    manifest["cells"] = sorted((e for _, e in entries.values()), key=_cell_order)
+    manifest["merged_from"] = _lineage(runs)
+    manifest["cells"] = sorted((_with_origin(run, e) for run, e in entries.values()), key=_cell_order)
     write_json(into / names.MANIFEST, manifest)
+
+
+def _lineage(runs: list[Run]) -> list[str]:
+    """Every run folder merged so far: each input's own `merged_from` (an earlier merge), then the input."""
+    seen: list[str] = []
+    for run in runs:
+        earlier = run.manifest.get("merged_from")
+        for source in [*(earlier if isinstance(earlier, list) else []), str(run.dir)]:
+            if isinstance(source, str) and source not in seen:
+                seen.append(source)
+    return seen
+
+
+def _with_origin(run: Run, entry: dict[str, Any]) -> dict[str, Any]:
+    """The entry with `from_run`: kept from an earlier merge, else the run it is read from unless that run is
+    itself a merge (then where the cell ran is not known)."""
+    if isinstance(entry.get("from_run"), str) or "merged_from" in run.manifest:
+        return entry
+    run_id = run.manifest.get("run_id")
+    return {**entry, "from_run": run_id if isinstance(run_id, str) else run.dir.name}
 
 
 def _attempts(entry: dict[str, Any]) -> list[str]:

@@ -54,7 +54,7 @@ MANIFEST_FIELDS: dict[str, Kind] = {
 }
 CELL_ENTRY_FIELDS: dict[str, Kind] = {
     "kind": STR, "repeat": INT, "dir": STR, "cause": OPT_STR, "scenario_rev": OPT_INT, "executor": STR,
-    "node": DICT, "gpu": DICT, "tries": INT, "attempts": STR_LIST,
+    "node": DICT, "gpu": DICT, "tries": INT, "attempts": STR_LIST, "from_run": STR,
 }
 REVISION_FIELDS: dict[str, Kind] = {"rev": INT, "file": STR, "spec": DICT, "created_wall_ns": NUM}
 STATUS_FIELDS: dict[str, Kind] = {
