@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,14 @@ def cli_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
+
+
+def default_stop_signals() -> None:
+    """`preexec_fn` of a process a test stops with a signal: a test run started in the background by a shell
+    ignores SIGINT, and an ignored signal stays ignored across exec (memharness keeps it ignored, as nohup
+    asks); give the child the default dispositions a terminal user's command has."""
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
 
 
 def memharness_cli(*args, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 from bisect_pkgs import KEEP_MIB, write_index, write_repo
-from cli import cli_env, memharness_cli
+from cli import cli_env, default_stop_signals, memharness_cli
 
 from memharness.bisect import search
 from memharness.bisect.search import BAD, GOOD, SKIP
@@ -138,7 +138,7 @@ def test_ctrl_c_stops_with_one_line_and_resume_finishes(ws):
     cmd = [sys.executable, "-m", "memharness", "bisect", str(ws / "tiny.yaml"), "--cell", "tiny@20", "--package",
            "memtiny", "--good", "1.4", "--bad", "1.6", *_index(ws), "-o", str(out)]
     proc = subprocess.Popen(cmd, cwd=ws, env={**cli_env(), "MEMTINY_HOLD": str(hold)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_stop_signals)
     try:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None and not (hold / "started-1.5").exists():

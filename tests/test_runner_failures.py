@@ -11,6 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from cli import default_stop_signals
+
 from memharness.core.records import read_calls, read_timeline
 
 TESTS = Path(__file__).resolve().parent
@@ -33,20 +35,13 @@ def write_scenario(tmp_path: Path, name: str, pipelines: str, extra: str = "", s
     return path
 
 
-def _default_stop_signals() -> None:
-    # A launcher started in the background by a shell may ignore SIGINT, and an ignored signal stays
-    # ignored across exec: give the run the default dispositions a terminal user's run has.
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, signal.SIG_DFL)
-
-
 def memharness(*args: str, cwd: Path, extra_env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
     """`memharness ARGS` in its own session (signals reach it and its group only), output captured."""
     # the tests folder (workloads) and this checkout (not whichever memharness the venv has installed)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(TESTS.parent)]), **(extra_env or {}))
     return subprocess.Popen([sys.executable, "-m", "memharness", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=_default_stop_signals, **kw)
+                            preexec_fn=default_stop_signals, **kw)
 
 
 def run_dir_of(tmp_path: Path, name: str) -> Path:
