@@ -24,7 +24,6 @@ import struct
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from memharness import names
 from memharness.core import procmem
@@ -156,10 +155,10 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
     """Sample `root`'s process tree every `interval` seconds into `out_dir` until it is gone or SIGTERM/SIGINT
     arrives; returns the header written to timeline.json at the end. `restart`: an earlier sampler of this
     tree died; its processes.json is taken over (the timelines are appended to anyway)."""
-    stop: dict[str, Any] = {"flag": False, "signal": None}
+    stop: dict[str, int | None] = {"signal": None}  # the stop signal, once one arrives
 
     def _stop(signum, frame):  # noqa: ANN001, ARG001
-        stop["flag"], stop["signal"] = True, signum
+        stop["signal"] = signum
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
@@ -182,7 +181,7 @@ def sample(root: int, out_dir: Path, interval: float, max_rss: int | None = None
         procs.take_over()
     with open(out_dir / names.TIMELINE, "ab", buffering=0) as fh, \
             open(out_dir / names.MEMORY_TIMELINE, "ab", buffering=0) as mem_fh:
-        while not stop["flag"]:
+        while stop["signal"] is None:
             t = now_ns()
             rows, mem_rows, total, live = _tick_rows(t, root, exclude, procs)
             if not live:
