@@ -186,8 +186,9 @@ def _check_line(p: str, name: str, fitted_on: str, f: predict.Fit, target: int, 
         lo, hi = min(f.values), max(f.values)
         off = 0.0 if lo <= got <= hi else (got - hi) / hi if got > hi else (got - lo) / lo
         stays = abs(off) <= predict.FLAT
+        where = "inside the range" if off == 0.0 else f"{off * 100:+.1f}% outside the range"
         return (f"| {p} | {name} | {fitted_on} | {size_text(target)}: flat, {lo:,.1f}–{hi:,.1f} MiB "
-                f"| {got:,.1f} MiB | {off * 100:+.1f}% outside the range | {'yes (stays flat)' if stays else 'no'} |")
+                f"| {got:,.1f} MiB | {where} | {'yes (stays flat)' if stays else 'no'} |")
     band = "no band" if at["error"] is None else f"±{at['error'] * 100:.1f}%"
     inside = at["low_mib"] is not None and at["low_mib"] <= got <= at["high_mib"]
     return (f"| {p} | {name} | {fitted_on} | {size_text(target)}: {at['predicted_mib']:,.1f} MiB ({band}) "
