@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wait on a scripts/gpu_session.sh job for at most SECONDS, then copy what it finished into OUT (the device
 # call's $OUT): times.txt, the log's tail, the explain logs, and the packed run folders not fetched before.
-# Returns early when the job is done or a step packed a run folder not fetched yet, so each finished cell
+# Returns early when the job is done or a step packed a run folder (*.run.tar.xz) not fetched yet, so each finished cell
 # comes back with the next call even while later steps run.
 #   bash scripts/gpu_poll.sh /tmp/gw 570 "$OUT"
 set -u
@@ -13,7 +13,7 @@ unfetched() {
   done
 }
 t0=$SECONDS
-while [ ! -f "$work/done" ] && [ -z "$(unfetched | grep '\.tar\.xz$')" ] && [ $((SECONDS - t0)) -lt "$limit" ]; do
+while [ ! -f "$work/done" ] && [ -z "$(unfetched | grep '\.run\.tar\.xz$')" ] && [ $((SECONDS - t0)) -lt "$limit" ]; do
   sleep 5
 done
 sleep 1  # let the step's closing line reach times.txt

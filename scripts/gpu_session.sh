@@ -9,7 +9,9 @@
 #                         of each cell: how fast_pytorch_kmeans' allocation grows with size (docs/findings.md)
 #   cell:PIPELINE@SIZE    one cell of scenarios/genomics-gpu.yaml (e.g. cell:ragatouille-faiss@500k)
 # WORK/times.txt logs each step (start, wall seconds, exit code); WORK/out/ gets each run folder packed
-# without index artifacts (cells/*/work) and without explain's raw captures (capture/, rerun/).
+# without index artifacts (cells/*/work) and without explain's raw captures (capture/, rerun/), and once
+# torch-extensions.tar.xz: colbert-ai's C++ extensions as compiled there (77-97 s on a fresh machine); saved
+# as .sites/torch-extensions.tar.xz and carried, scripts/gpu_run.sh unpacks it and the compile is skipped.
 # Needs .sites/site-colbert.tar.xz and .sites/site-rag.tar.xz (../shared/gpu/make-sites.sh .sites; carry them
 # as files, site-memray.tar.xz only where a host explain runs) and .gpu/minilm (python -m memharness.models
 # export-tokenizer .gpu/minilm) carried with the working tree.
@@ -58,8 +60,16 @@ explain_kmeans() {
   pack "$run" rag-nofaiss-10k-25k-50k
 }
 
-one_cell() {  # one_cell PIPELINE SIZE
+pack_extensions() {  # colbert-ai's compiled extensions, once per job, for the next session to carry
+  local ext=${MEMHARNESS_CACHE:-/tmp/memharness-cache}/torch_extensions
+  [ -d "$ext" ] && [ ! -f "$work/out/torch-extensions.tar.xz" ] || return 0
+  tar -cJf "$work/out/torch-extensions.tar.xz.part" --exclude='*/lock' -C "$(dirname "$ext")" "$(basename "$ext")" &&
+    mv "$work/out/torch-extensions.tar.xz.part" "$work/out/torch-extensions.tar.xz"
+}
+
+one_cell() {  # one_cell PIPELINE SIZE (the extensions are packed before the run: a poll returns on the run)
   step "cell-$1-$2" bash scripts/gpu_run.sh "$SCENARIO" "$work/cell-$1-$2" --pipelines "$1" --sizes "$2"
+  pack_extensions
   pack "$(newest_run)" "$1-$2"
 }
 

@@ -38,6 +38,22 @@ def test_poll_returns_with_a_packed_run_once_and_the_last_progress_line(tmp_path
     assert second.returncode == 0
 
 
+def test_poll_waits_for_a_run_not_for_the_extensions_and_fetches_them_with_it(tmp_path: Path) -> None:
+    work = tmp_path / "gw"
+    (work / "out").mkdir(parents=True)
+    (work / "times.txt").write_text("cell-a-1M start 2026-12-07T17:07:34Z\n")
+    (work / "log").write_text("")
+    (work / "out" / "torch-extensions.tar.xz").write_bytes(b"compiled")
+    alone = _poll(work, tmp_path / "o1", 1)  # extensions alone: no early return, waits out its limit
+    assert "torch-extensions.tar.xz" in {p.name for p in (tmp_path / "o1").iterdir()}
+    assert "JOB RUNNING" in alone.stdout
+    (work / "out" / "a-1M.run.tar.xz").write_bytes(b"packed")
+    (work / "done").touch()
+    after = _poll(work, tmp_path / "o2", 100)
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == ["a-1M.run.tar.xz", "log-tail.txt", "times.txt"]
+    assert "JOB DONE" in after.stdout
+
+
 def test_stop_ends_the_jobs_whole_process_group(tmp_path: Path) -> None:
     work = tmp_path / "gw"
     work.mkdir()
