@@ -8,6 +8,7 @@
 #   explain-kmeans        RAGatouille use_faiss=false at 10k, 25k and 50k, then `explain --gpu` (default call)
 #                         of each cell: how fast_pytorch_kmeans' allocation grows with size (docs/findings.md)
 #   cell:PIPELINE@SIZE    one cell of scenarios/genomics-gpu.yaml (e.g. cell:ragatouille-faiss@500k)
+#                         (RUN_ARGS: more `memharness run` options for each cell, e.g. --no-report)
 # WORK/times.txt logs each step (start, wall seconds, exit code); WORK/out/ gets each run folder packed
 # without index artifacts (cells/*/work) and without explain's raw captures (capture/, rerun/), and once
 # torch-extensions.tar.xz: colbert-ai's C++ extensions as compiled there (77-97 s on a fresh machine); saved
@@ -68,7 +69,8 @@ pack_extensions() {  # colbert-ai's compiled extensions, once per job, for the n
 }
 
 one_cell() {  # one_cell PIPELINE SIZE (the extensions are packed before the run: a poll returns on the run)
-  step "cell-$1-$2" bash scripts/gpu_run.sh "$SCENARIO" "$work/cell-$1-$2" --pipelines "$1" --sizes "$2"
+  step "cell-$1-$2" bash scripts/gpu_run.sh "$SCENARIO" "$work/cell-$1-$2" --pipelines "$1" --sizes "$2" \
+    ${RUN_ARGS:-}  # e.g. RUN_ARGS=--no-report: merge_into_sample.sh renders here anyway
   pack_extensions
   pack "$(newest_run)" "$1-$2"
 }
