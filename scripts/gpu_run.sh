@@ -52,6 +52,10 @@ set -e
 name=$(python3 -c "import sys,yaml; print(yaml.safe_load(open(sys.argv[1]))['name'])" "$scenario")
 output=$(python3 -c "import sys,yaml; print(yaml.safe_load(open(sys.argv[1])).get('output','results'))" "$scenario")
 run=$(ls -1dt "$output/$name"/*/ | head -1)
-tar -cJf "$out/run.tar.xz" --exclude='cells/*/work' -C "$(dirname "$run")" "$(basename "$run")"
-echo "run folder: $run (exit $code); packed into $out/run.tar.xz ($(du -h "$out/run.tar.xz" | cut -f1))"
+if [ "${GPU_RUN_PACK:-1}" = 0 ]; then  # scripts/gpu_session.sh packs it itself
+  echo "run folder: $run (exit $code)"
+else
+  tar -cJf "$out/run.tar.xz" --exclude='cells/*/work' -C "$(dirname "$run")" "$(basename "$run")"
+  echo "run folder: $run (exit $code); packed into $out/run.tar.xz ($(du -h "$out/run.tar.xz" | cut -f1))"
+fi
 exit $code

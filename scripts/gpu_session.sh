@@ -25,6 +25,7 @@ if [ -f .sites/site-memray.tar.xz ]; then  # memray: only for host explains (--g
   mkdir -p "$MEMRAY_SITE" && tar -xJf .sites/site-memray.tar.xz -C "$MEMRAY_SITE"
 fi
 export SCENARIO=scenarios/genomics-gpu.yaml
+export GPU_RUN_PACK=0  # pack() below packs each run once (scripts/gpu_run.sh would pack it too)
 
 log() { echo "$*" | tee -a "$work/times.txt"; }
 
