@@ -38,12 +38,9 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export MEMHARNESS_MINILM_DIR=${MEMHARNESS_MINILM_DIR:-$PWD/.gpu/minilm}
 export MEMHARNESS_CACHE=${MEMHARNESS_CACHE:-/tmp/memharness-cache}
 export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$MEMHARNESS_CACHE/torch_extensions}
-if [ -f "$SITES/torch-extensions.tar.xz" ] && [ ! -d "$TORCH_EXTENSIONS_DIR" ]; then
-  # extensions compiled by an earlier session on the same image (scripts/gpu_session.sh packs them): ninja
-  # finds them newer than their sources and builds nothing; on another torch or compiler it rebuilds
-  mkdir -p "$TORCH_EXTENSIONS_DIR" && tar -xJf "$SITES/torch-extensions.tar.xz" --strip-components=1 \
-    -C "$TORCH_EXTENSIONS_DIR" && echo "gpu_run: unpacked $SITES/torch-extensions.tar.xz into $TORCH_EXTENSIONS_DIR"
-fi
+# colbert-ai's extensions as an earlier session compiled them (scripts/gpu_session.sh packs them), if carried
+bash scripts/gpu_extensions.sh unpack "$SITES/torch-extensions.tar.xz" "$TORCH_EXTENSIONS_DIR" ||
+  echo "gpu_run: $SITES/torch-extensions.tar.xz not unpacked: the extensions compile as usual"
 mkdir -p "$out"
 set +e
 python3 -m memharness run "$scenario" "$@"

@@ -63,10 +63,8 @@ explain_kmeans() {
 }
 
 pack_extensions() {  # colbert-ai's compiled extensions, once per job, for the next session to carry
-  local ext=${MEMHARNESS_CACHE:-/tmp/memharness-cache}/torch_extensions
-  [ -d "$ext" ] && [ ! -f "$work/out/torch-extensions.tar.xz" ] || return 0
-  tar -cJf "$work/out/torch-extensions.tar.xz.part" --exclude='*/lock' -C "$(dirname "$ext")" "$(basename "$ext")" &&
-    mv "$work/out/torch-extensions.tar.xz.part" "$work/out/torch-extensions.tar.xz"
+  bash scripts/gpu_extensions.sh pack "${TORCH_EXTENSIONS_DIR:-${MEMHARNESS_CACHE:-/tmp/memharness-cache}/torch_extensions}" \
+    "$work/out/torch-extensions.tar.xz"
 }
 
 one_cell() {  # one_cell PIPELINE SIZE (the extensions are packed before the run: a poll returns on the run)

@@ -54,6 +54,40 @@ def test_poll_waits_for_a_run_not_for_the_extensions_and_fetches_them_with_it(tm
     assert "JOB DONE" in after.stdout
 
 
+def _extensions(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_extensions.sh"), *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_extensions_pack_once_without_locks_and_unpack_only_into_a_new_folder(tmp_path: Path) -> None:
+    ext = tmp_path / "cache" / "torch_extensions"
+    (ext / "packbits_cpp").mkdir(parents=True)
+    (ext / "packbits_cpp" / "packbits_cpp.so").write_bytes(b"compiled")
+    (ext / "packbits_cpp" / "build.ninja").write_text("rule cxx\n")
+    (ext / "packbits_cpp" / "lock").write_text("")  # a build in progress: must not travel
+    tarball = tmp_path / "out" / "torch-extensions.tar.xz"
+    tarball.parent.mkdir()
+    packed = _extensions("pack", str(ext), str(tarball))
+    assert packed.returncode == 0 and tarball.is_file(), packed.stderr
+    assert not list(tarball.parent.glob("*.part"))
+    first = tarball.stat().st_mtime_ns
+    assert _extensions("pack", str(ext), str(tarball)).stdout == ""  # once per job: the second is a no-op
+    assert tarball.stat().st_mtime_ns == first
+
+    fresh = tmp_path / "fresh" / "ext"
+    unpacked = _extensions("unpack", str(tarball), str(fresh))
+    assert unpacked.returncode == 0, unpacked.stderr
+    assert sorted(p.name for p in (fresh / "packbits_cpp").iterdir()) == ["build.ninja", "packbits_cpp.so"]
+    assert (fresh / "packbits_cpp" / "packbits_cpp.so").read_bytes() == b"compiled"
+    (fresh / "packbits_cpp" / "packbits_cpp.so").write_bytes(b"rebuilt here")
+    again = _extensions("unpack", str(tarball), str(fresh))  # a folder already there is left as it is
+    assert again.returncode == 0 and again.stdout == ""
+    assert (fresh / "packbits_cpp" / "packbits_cpp.so").read_bytes() == b"rebuilt here"
+    none = _extensions("unpack", str(tmp_path / "absent.tar.xz"), str(tmp_path / "other"))
+    assert none.returncode == 0 and not (tmp_path / "other").exists()
+    assert _extensions("bogus").returncode == 2
+
+
 def test_stop_ends_the_jobs_whole_process_group(tmp_path: Path) -> None:
     work = tmp_path / "gw"
     work.mkdir()
