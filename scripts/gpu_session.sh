@@ -25,6 +25,10 @@ if [ -f .sites/site-memray.tar.xz ]; then  # memray: only for host explains (--g
   mkdir -p "$MEMRAY_SITE" && tar -xJf .sites/site-memray.tar.xz -C "$MEMRAY_SITE"
 fi
 export SCENARIO=scenarios/genomics-gpu.yaml
+# the cache and the extensions folder scripts/gpu_run.sh would choose, set here once: explain and
+# pack_extensions below use the same folders as the cells
+export MEMHARNESS_CACHE=${MEMHARNESS_CACHE:-/tmp/memharness-cache}
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$MEMHARNESS_CACHE/torch_extensions}
 export GPU_RUN_PACK=0  # pack() below packs each run once (scripts/gpu_run.sh would pack it too)
 
 log() { echo "$*" | tee -a "$work/times.txt"; }
@@ -54,7 +58,6 @@ explain_kmeans() {
   echo "RUN=$run" >> "$work/times.txt"
   for size in 10k 25k 50k; do
     step "explain-gpu-$size" env PYTHONPATH="$MEMRAY_SITE:$RAG_SITE:$SITE:$PWD" HF_HUB_OFFLINE=1 \
-      MEMHARNESS_CACHE=/tmp/memharness-cache TORCH_EXTENSIONS_DIR=/tmp/memharness-cache/torch_extensions \
       python3 -m memharness explain "$run" "ragatouille-nofaiss__${size}__r0" --gpu \
       > "$work/explain-gpu-$size.log" 2>&1
   done
@@ -63,8 +66,7 @@ explain_kmeans() {
 }
 
 pack_extensions() {  # colbert-ai's compiled extensions, once per job, for the next session to carry
-  bash scripts/gpu_extensions.sh pack "${TORCH_EXTENSIONS_DIR:-${MEMHARNESS_CACHE:-/tmp/memharness-cache}/torch_extensions}" \
-    "$work/out/torch-extensions.tar.xz"
+  bash scripts/gpu_extensions.sh pack "$TORCH_EXTENSIONS_DIR" "$work/out/torch-extensions.tar.xz"
 }
 
 one_cell() {  # one_cell PIPELINE SIZE (the extensions are packed before the run: a poll returns on the run)
