@@ -11,7 +11,7 @@
 #                         (RUN_ARGS: more `memharness run` options for each cell, e.g. --no-report)
 # WORK/times.txt logs each step (start, wall seconds, exit code); WORK/out/ gets each run folder packed
 # without index artifacts (cells/*/work) and without explain's raw captures (capture/, rerun/), and once
-# torch-extensions.tar.xz: colbert-ai's C++ extensions as compiled there (77-97 s on a fresh machine); saved
+# torch-extensions.tar.xz: colbert-ai's C++ extensions as compiled there (77-190 s on a fresh machine); saved
 # as .sites/torch-extensions.tar.xz and carried, scripts/gpu_run.sh unpacks it and the compile is skipped.
 # Needs .sites/site-colbert.tar.xz and .sites/site-rag.tar.xz (../shared/gpu/make-sites.sh .sites; carry them
 # as files, site-memray.tar.xz only where a host explain runs) and .gpu/minilm (python -m memharness.models
