@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -31,8 +33,8 @@ def _flat_fit(values: list[float]):
                        values=values)
 
 
-def test_a_flat_check_says_inside_or_how_far_outside_its_range() -> None:
-    sys.path.insert(0, str(ROOT / "scripts"))
+def test_a_flat_check_says_inside_or_how_far_outside_its_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # scripts/ on sys.path for this test only
     import seed_table
 
     fit = _flat_fit([4_000.0, 4_100.0, 4_200.0])
