@@ -172,7 +172,8 @@ def test_a_huge_plain_scenario_is_refused_fast_as_too_many_values(tmp_path):
 def test_a_sampler_that_keeps_dying_stops_the_cell_as_sampler_lost(tmp_path):
     from memharness.core.clock import now_ns
     from memharness.runner import samplerwatch
-    from memharness.runner.supervisor import _watch_cell, classify_exit
+    from memharness.runner.exitcause import classify_exit
+    from memharness.runner.supervisor import _watch_cell
 
     cell = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
     starts = []
@@ -198,7 +199,7 @@ def test_a_sampler_that_keeps_dying_stops_the_cell_as_sampler_lost(tmp_path):
 
 
 def test_a_stop_signal_that_kills_the_cell_alone_is_an_interruption():
-    from memharness.runner.supervisor import CellWatch, classify_exit
+    from memharness.runner.exitcause import CellWatch, classify_exit
 
     assert classify_exit(CellWatch(-signal.SIGTERM)) == (
         "interrupted", "interrupted", "stopped by SIGTERM sent to the cell (not to memharness); --resume runs it "

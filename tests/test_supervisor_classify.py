@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from memharness.runner.supervisor import CellWatch, classify_exit
+from memharness.runner.exitcause import CellWatch, classify_exit
 
 GUARD = {"tree_rss": 700 * 2**20, "max_rss": 600 * 2**20}
 ERROR = {"type": "ValueError", "message": "bad input"}

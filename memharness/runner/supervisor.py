@@ -2,19 +2,8 @@
 
 The cell runs in its own session (process group) so Ctrl-C reaches only the supervisor, which then stops
 the cell itself and leaves the run folder consistent. The sampler, a sibling process, records the tree's
-timeline and enforces `max_rss`. Causes:
-
-- `exception`: the pipeline raised (error.json holds the traceback);
-- `max_rss`: the sampler's guard killed the tree (guard.json);
-- `timeout`: the supervisor killed the tree after `timeout`;
-- `oom_kill`: SIGKILL while the kernel's oom_kill counter went up;
-- `sigkill`: SIGKILL from outside; `signal`: another fatal signal;
-- `exit`: the cell left with a non-zero code without raising (`os._exit(3)`, `sys.exit(3)`);
-- `interrupted`: Ctrl-C, SIGTERM or SIGHUP to the supervisor, or one of them that killed the cell itself (a
-  container or cgroup stop signals every process at once; status `interrupted`, redone by `--resume`);
-- `disk_full`: the run folder's disk filled up during the cell (status `interrupted`, redone by `--resume`);
-- `sampler_lost`: the timeline sampler kept dying (`runner/samplerwatch.py`): without it `max_rss` is not
-  enforced, so the cell was stopped. A sampler that died and came back leaves `sampler_gaps` in status.json.
+timeline and enforces `max_rss`. How a cell can end (`exception`, `max_rss`, `timeout`, `oom_kill`,
+`interrupted`, ...) and the status each gives are `runner/exitcause.py`'s.
 
 Every process of the cell carries the supervisor's marks (`runner/owner.py`), so a later `--resume` finds
 what a killed supervisor left running.
@@ -26,7 +15,6 @@ says `leftovers: keep` or `warn`.
 
 from __future__ import annotations
 
-import functools
 import signal
 import subprocess
 import time
@@ -41,25 +29,24 @@ from memharness.core.atomic import read_json, write_json
 from memharness.core.clock import now_ns
 from memharness.core.launch import cell_env, start_cell_process
 from memharness.core.session import start_sampler, stop_sampler
-from memharness.runner import diskspace, owner
 from memharness.runner import leftovers as leftovers_mod
+from memharness.runner import owner
+from memharness.runner.exitcause import CellWatch, classify_exit, json_number, oom_kills, rss_text
 from memharness.runner.leftovers import kill_tree
 from memharness.runner.matrix import CellPlan
 from memharness.runner.node import local_node, machine_gpus
 from memharness.runner.preflight import PipelineCheck, Preflight
 from memharness.runner.samplerwatch import SamplerWatch
-from memharness.runner.signals import STOP_SIGNALS, Interrupted, signal_name, stop_message
+from memharness.runner.signals import STOP_SIGNALS, Interrupted
 from memharness.scenario import format_size
 
 if TYPE_CHECKING:
     from memharness.scenario import Scenario
 
-__all__ = ["CellOutcome", "CellWatch", "classify_exit", "describe_plan", "kill_tree", "run_cell", "summarize",
-           "write_cell_spec"]
+__all__ = ["CellOutcome", "describe_plan", "kill_tree", "run_cell", "summarize", "write_cell_spec"]
 
 STALE_FILES = (names.ERROR, names.GUARD, names.TIMELINE, names.TIMELINE_HEADER, names.CELL_INFO, names.CELL_NOTES)
 STOP_GRACE_S = 2.0  # a cell killed by a stop signal: how long to wait for the supervisor's own (a group stop)
-_rss_text = functools.partial(diskspace.fmt, mib_decimals=0, gib_decimals=2)  # "600 MiB", "1.50 GiB"
 
 
 @dataclass
@@ -70,70 +57,6 @@ class CellOutcome:
     wall_seconds: float
     peak_tree_rss: int
     leftovers: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class CellWatch:
-    """What the supervisor saw while the cell ran: its exit code and why the supervisor killed it, if it did."""
-
-    returncode: int
-    stop_signal: int | None = None  # a SIGINT/SIGTERM/SIGHUP to the supervisor
-    timed_out: bool = False
-    disk_full: bool = False
-    sampler_lost: str | None = None  # why the supervisor stopped the cell for its sampler
-    sampler_gaps: list[dict[str, Any]] = field(default_factory=list)  # status.json `sampler_gaps`
-
-    @property
-    def killed_by_us(self) -> bool:
-        return self.stop_signal is not None or self.timed_out or self.disk_full or self.sampler_lost is not None
-
-
-def _oom_kills() -> int | None:
-    try:
-        with open("/proc/vmstat", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def classify_exit(watch: CellWatch, *, guard: dict | None = None, error: dict | None = None,
-                  timeout: float | None = None, oom_kills_before: int | None = None,
-                  oom_kills_after: int | None = None) -> tuple[str, str | None, str]:
-    """(status, cause, message) of a cell from how it ended (see the module docstring for the causes).
-
-    `guard` is the sampler's guard.json (max_rss crossed), `error` the cell's error.json (it raised);
-    `oom_kills_*` the kernel's oom_kill counter before and after the cell. First match wins: our own stop,
-    a full disk, the guard, a lost sampler, the timeout, then the exit code."""
-    rc = watch.returncode
-    if watch.stop_signal is not None:
-        return "interrupted", "interrupted", stop_message(watch.stop_signal)
-    if watch.disk_full:
-        return "interrupted", "disk_full", "the run folder's disk is full; killed"
-    if guard is not None:
-        return "failed", "max_rss", (f"process tree RSS {_rss_text(_num(guard.get('tree_rss')))} crossed max_rss "
-                                     f"{_rss_text(_num(guard.get('max_rss')))}; killed")
-    if watch.sampler_lost is not None:
-        return "failed", "sampler_lost", watch.sampler_lost
-    if watch.timed_out:
-        return "failed", "timeout", f"ran longer than the timeout of {timeout:g} s; killed"
-    if rc == 0:
-        return "done", None, ""
-    if rc == -signal.SIGKILL:
-        if oom_kills_before is not None and oom_kills_after is not None and oom_kills_after > oom_kills_before:
-            return "failed", "oom_kill", "killed by the kernel's OOM killer (SIGKILL)"
-        return "failed", "sigkill", "killed by SIGKILL from outside the harness"
-    if rc < 0 and -rc in STOP_SIGNALS:  # a stop meant for the whole run reached the cell first (or alone)
-        return "interrupted", "interrupted", (f"stopped by {signal_name(-rc)} sent to the cell (not to memharness); "
-                                              f"--resume runs it again")
-    if rc < 0:
-        return "failed", "signal", f"died of signal {signal_name(-rc)}"
-    if error is not None:
-        return "failed", "exception", f"{error.get('type', 'Exception')}: {error.get('message', '')}"
-    # no error.json: the cell left through os._exit / sys.exit (or could not write error.json)
-    return "failed", "exit", f"exited with code {rc}"
 
 
 def write_cell_spec(cell_dir: Path, plan: CellPlan, scenario: Scenario, pre: Preflight) -> None:
@@ -147,10 +70,6 @@ def write_cell_spec(cell_dir: Path, plan: CellPlan, scenario: Scenario, pre: Pre
         "sample_interval": scenario.sample_interval, "python": check.python,
         "sys_path": list(pre.sys_path),
     })
-
-
-def _num(value: Any) -> float:
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:
@@ -293,7 +212,7 @@ def _cell_peak(cell_dir: Path) -> int:
     from memharness.results.phases import run_tree_peak  # the run phase's tree peak, the report's figure
 
     header = _json_object(cell_dir / names.TIMELINE_HEADER) or {}
-    return run_tree_peak(cell_dir) or int(_num(header.get("peak_tree_rss")))
+    return run_tree_peak(cell_dir) or int(json_number(header.get("peak_tree_rss")))
 
 
 def _closed_stdio_note(cell_dir: Path, status: str, message: str) -> tuple[list[str], str]:
@@ -331,7 +250,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     t0, wall0 = now_ns(), time.time_ns()
     write_json(cell_dir / names.STATUS, {"status": "running", "cause": None, "message": "", "t_start_ns": t0,
                                           "wall_start_ns": wall0})
-    oom_before = _oom_kills()
+    oom_before = oom_kills()
     watch = _run_and_watch(cell_dir, check.python, env, scenario, t0, token, on_tick,
                            stop_requested or (lambda: None), disk_low)
     t1 = now_ns()
@@ -339,7 +258,7 @@ def run_cell(plan: CellPlan, cell_dir: Path, scenario: Scenario, pre: Preflight,
     status, cause, message = classify_exit(
         watch, guard=_json_object(cell_dir / names.GUARD), error=_json_object(cell_dir / names.ERROR),
         timeout=scenario.timeout, oom_kills_before=oom_before,
-        oom_kills_after=_oom_kills() if watch.returncode == -signal.SIGKILL else None)
+        oom_kills_after=oom_kills() if watch.returncode == -signal.SIGKILL else None)
     stdio_closed, message = _closed_stdio_note(cell_dir, status, message)
     if explain_req is not None and watch.stop_signal is None:
         explain_mod.finish(cell_dir, explain_req)
@@ -370,10 +289,10 @@ def summarize(outcome: CellOutcome, plan: CellPlan) -> str:
         killed = all(item.get("killed") for item in outcome.leftovers)
         pids = ", ".join(str(item["pid"]) for item in outcome.leftovers)
         rss = sum(item["rss"] for item in outcome.leftovers)
-        tail += (f"; left {len(outcome.leftovers)} processes behind (pids {pids}, RSS {_rss_text(rss)}): "
+        tail += (f"; left {len(outcome.leftovers)} processes behind (pids {pids}, RSS {rss_text(rss)}): "
                  + ("killed" if killed else "still running"))
     return (f"{plan.id}: {outcome.status} in {outcome.wall_seconds:.1f} s, "
-            f"peak tree RSS {_rss_text(outcome.peak_tree_rss)}{tail}")
+            f"peak tree RSS {rss_text(outcome.peak_tree_rss)}{tail}")
 
 
 def describe_plan(plans: list[CellPlan]) -> list[str]:
