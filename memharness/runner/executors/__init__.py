@@ -1,7 +1,7 @@
 """Where a scenario's cells run, behind one interface (`base.Executor`): `local` runs them one after another
 on this machine, `ray` as Ray tasks (one per cell) on a multi-GPU host or a cluster. The names are registered
 once, in `memharness.scenario.executors`. Signals, the run lock, resume, disk-full handling and the manifest
-bookkeeping stay in `runner/execute.py`, above every executor."""
+bookkeeping stay in `runner/execute.py` and `runner/cellloop.py`, above every executor."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The one interface every executor implements: run the cells it is given and report, as events, when each
 starts (and where) and how it ended; stop them all when asked.
 
-The caller (`runner/execute.py`) turns the events into the manifest's bookkeeping, the progress bar and the
-per-cell summary line, the same for every executor. An executor raises `runner.signals.Interrupted` when
-`stop_requested()` returns a signal (after stopping what it started and leaving each started cell's folder
-readable) and `OSError` when the run folder cannot be written.
+The caller (`runner/cellloop.py`, for `runner/execute.py`) turns the events into the manifest's bookkeeping,
+the progress bar and the per-cell summary line, the same for every executor. An executor raises
+`runner.signals.Interrupted` when `stop_requested()` returns a signal (after stopping what it started and
+leaving each started cell's folder readable) and `OSError` when the run folder cannot be written.
 """
 
 from __future__ import annotations
