@@ -1,6 +1,6 @@
 """How a cell ended, as status.json's (status, cause, message): one rule for every executor.
 
-Causes, first match wins:
+Causes (`classify_exit` says in which order they are checked):
 
 - `exception`: the pipeline raised (error.json holds the traceback);
 - `max_rss`: the sampler's guard killed the tree (guard.json);
