@@ -9,6 +9,7 @@ import typer
 
 from memharness.errors import MemharnessError
 from memharness.names import MANIFEST
+from memharness.numbers import is_number
 
 
 def find_runs(root: Path) -> list[Path]:
@@ -47,7 +48,7 @@ def ls(root: Annotated[Path, typer.Argument(help="Results folder.")] = Path("res
         failed = sum(c.get("status") == "failed" for c in cells)
         created = m.get("created_wall_ns")
         when = "?"
-        if isinstance(created, (int, float)) and not isinstance(created, bool):
+        if is_number(created):
             try:
                 when = datetime.datetime.fromtimestamp(created / 1e9).strftime("%Y-%m-%d %H:%M")
             except (OverflowError, OSError, ValueError):

@@ -19,6 +19,7 @@ from typing import Any
 
 from memharness import names
 from memharness.errors import MemharnessError
+from memharness.numbers import is_number
 
 SUPPORTED_SUFFIXES = (".pt", ".npy", ".json")
 CHUNK = 1 << 22  # elements compared at a time
@@ -149,15 +150,11 @@ def collect_files(root: Path) -> tuple[dict[str, Path], list[str]]:
 # ---------------------------------------------------------------- loading
 
 
-def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
 def _numeric_list(x: Any) -> bool:
     """A non-empty flat list of numbers (or of bools), compared as one tensor rather than per element."""
     if not isinstance(x, (list, tuple)) or not x:
         return False
-    return all(_is_number(v) for v in x) or all(isinstance(v, bool) for v in x)
+    return all(is_number(v) for v in x) or all(isinstance(v, bool) for v in x)
 
 
 def _is_tensor_like(x: Any) -> bool:
@@ -169,7 +166,7 @@ def _is_tensor_like(x: Any) -> bool:
 
 def flatten(obj: Any, prefix: str) -> list[tuple[str, Any]]:
     """(name, leaf) pairs: tensors, arrays, numbers, flat numeric lists; other objects compared by value."""
-    if _is_tensor_like(obj) or _is_number(obj) or isinstance(obj, bool) or _numeric_list(obj):
+    if _is_tensor_like(obj) or is_number(obj) or isinstance(obj, bool) or _numeric_list(obj):
         return [(prefix, obj)]
     if isinstance(obj, (list, tuple)) and obj:
         return [pair for i, v in enumerate(obj) for pair in flatten(v, f"{prefix}[{i}]")]
@@ -295,7 +292,7 @@ def compare_leaf(name: str, a: Any, b: Any, rtol: float, atol: float, ignore: li
         return ArtifactRow(name, "both", kind="error", allclose=False, note="; ".join(msgs))
     if isinstance(a, _Json) and isinstance(b, _Json):
         return compare_json(name, a.data, b.data, rtol, atol, ignore)
-    numeric = [_is_tensor_like(x) or _is_number(x) or isinstance(x, bool) or _numeric_list(x) for x in (a, b)]
+    numeric = [_is_tensor_like(x) or is_number(x) or isinstance(x, bool) or _numeric_list(x) for x in (a, b)]
     if not all(numeric):
         same = type(a) is type(b) and a == b
         return ArtifactRow(
@@ -369,7 +366,7 @@ def compare_json(name: str, a: Any, b: Any, rtol: float, atol: float, ignore: li
             diffs.append(f"{k}: only in {'A' if k in la else 'B'}")
             continue
         x, y = la[k], lb[k]
-        if _is_number(x) and _is_number(y):
+        if is_number(x) and is_number(y):
             d = abs(float(x) - float(y))
             abs_diffs.append(d)
             n_eq += x == y

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from memharness import names
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
+from memharness.numbers import is_int
 from memharness.results.manifest import entry_dir, inside_run
 
 if TYPE_CHECKING:
@@ -127,5 +128,5 @@ def _attempts(entry: dict[str, Any]) -> list[str]:
 
 def _cell_order(entry: dict[str, Any]) -> tuple[int, int, str]:
     repeat = entry.get("repeat", 0)
-    return (entry["size"], repeat if isinstance(repeat, int) and not isinstance(repeat, bool) else 0,
+    return (entry["size"], repeat if is_int(repeat) else 0,
             str(entry.get("pipeline", "")))

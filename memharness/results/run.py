@@ -28,6 +28,7 @@ from memharness.core.records import (
     read_memory_timeline,
     read_timeline,
 )
+from memharness.numbers import is_int
 from memharness.results import shapes
 from memharness.results.manifest import entry_dir, read_manifest
 
@@ -110,7 +111,7 @@ class CellFolder:
         """A cell of a checked manifest (`read_manifest`): its entry's fields, the folder it names."""
         def num(key: str) -> int:
             value = entry.get(key, 0)
-            return value if isinstance(value, int) and not isinstance(value, bool) else 0
+            return value if is_int(value) else 0
 
         cause = entry.get("cause")
         return cls(id=str(entry["id"]), pipeline=str(entry.get("pipeline", "")), kind=str(entry.get("kind", "")),

@@ -13,15 +13,17 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from memharness.numbers import is_int, is_number
+
 LIMIT = 2**63  # timestamps, byte counts and pids are int64 on disk and in numpy
 
 
 def _int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and -LIMIT < v < LIMIT
+    return is_int(v) and -LIMIT < v < LIMIT
 
 
 def _num(v: Any) -> bool:
-    return (_int(v) or isinstance(v, float)) and math.isfinite(v) and -LIMIT < v < LIMIT
+    return is_number(v) and math.isfinite(v) and -LIMIT < v < LIMIT
 
 
 def _str(v: Any) -> bool:

@@ -22,6 +22,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
+from memharness.numbers import is_number
 from memharness.runner import diskspace
 from memharness.runner.signals import STOP_SIGNALS, signal_name, stop_message
 
@@ -32,7 +33,7 @@ rss_text = functools.partial(diskspace.fmt, mib_decimals=0, gib_decimals=2)  # "
 
 def json_number(value: Any) -> float:
     """A number read from a cell's JSON file, 0 for anything else (a hand-edited or half-known file)."""
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    return value if is_number(value) else 0
 
 
 @dataclass

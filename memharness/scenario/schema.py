@@ -33,6 +33,7 @@ from memharness.corpus import files as file_source
 from memharness.corpus import hf as hf_source
 from memharness.corpus import synthetic as synthetic_source
 from memharness.corpus.lengths import DEFAULT_LENGTHS, DISTRIBUTIONS
+from memharness.numbers import is_number
 from memharness.pipelines.registry import KINDS
 from memharness.scenario.errors import LocatedErrors, describe, did_you_mean, format_path
 from memharness.scenario.executors import DEFAULT_EXECUTOR, EXECUTORS
@@ -217,7 +218,7 @@ def _check_env(value: Any) -> Any:
     for key, item in value.items():
         if not isinstance(key, str) or not re.fullmatch(ENV_NAME_PATTERN, key):
             issues.append(((key,), f"invalid environment variable name {key!r}"))
-        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+        elif is_number(item):
             out[key] = str(item)
         elif isinstance(item, str) and "\0" in item:
             issues.append(((key,), f"the value holds a NUL byte (\\0 at character {item.index(chr(0))}), "

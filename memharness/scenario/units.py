@@ -10,6 +10,8 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
+from memharness.numbers import is_number
+
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 # Single letters and IEC names are powers of two; SI names (KB, MB, GB, TB) are powers of ten.
@@ -39,10 +41,6 @@ MEMORY_FORMS = (
 _NUMBER_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([A-Za-z]*)\s*$")
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def _split(value: str) -> tuple[Decimal, str] | None:
     """'1.5k' -> (Decimal('1.5'), 'k'); underscores between digits are allowed as in Python."""
     m = _NUMBER_UNIT.match(value.replace("_", "") if re.search(r"\d_\d", value) else value)
@@ -56,7 +54,7 @@ def _split(value: str) -> tuple[Decimal, str] | None:
 
 def parse_size(value: object) -> int:
     """Number of records: 100000, "100_000", "100k", "100K", "1.5k", "2M", "1G" (k/M/G are 10**3/6/9)."""
-    if _is_number(value):
+    if is_number(value):
         number = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"invalid size {value!r}: expected {SIZE_FORMS}")
@@ -92,7 +90,7 @@ def format_size(n: int) -> str:
 
 def parse_duration(value: object) -> float:
     """Seconds as a float: a number of seconds, or "500us", "50ms", "30s", "30m" (= "30min"), "2h"."""
-    if _is_number(value):
+    if is_number(value):
         seconds = float(value)
     elif isinstance(value, str):
         parts = _split(value)
@@ -112,7 +110,7 @@ def parse_memory(value: object) -> int:
     K/M/G/T and KiB/MiB/GiB/TiB are powers of 2 (G = GiB = 2**30); KB/MB/GB/TB are powers of 10
     (GB = 10**9). Units are case-insensitive. Fractions round to the nearest byte.
     """
-    if _is_number(value):
+    if is_number(value):
         if isinstance(value, float) and (not math.isfinite(value) or not value.is_integer()):
             raise ValueError(
                 f"invalid memory amount {value!r}: a plain number must be a whole number of bytes"
