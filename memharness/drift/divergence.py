@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from memharness.drift.artifacts import tensor_stats
 from memharness.drift.capture import Capture
+from memharness.drift.leafdiff import tensor_stats
 
 
 @dataclass
