@@ -86,7 +86,7 @@ def test_the_literal_finder_finds_what_it_should():
     assert found == [(1, "status.json", "file name"), (2, "calls", "path part"), (3, ".png", "file name pattern")]
 
 
-LEAVES = {"errors", "metrics", "names", "numbers"}
+LEAVES = {"errors", "metrics", "names", "numeric"}
 ENTRY = {"__init__", "__main__"}  # `import memharness` (lazy API) and `python -m memharness`
 
 

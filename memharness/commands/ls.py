@@ -9,7 +9,7 @@ import typer
 
 from memharness.errors import MemharnessError
 from memharness.names import MANIFEST
-from memharness.numbers import is_number
+from memharness.numeric import is_number
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from memharness.drift.leaves import Json, LoadError, is_tensor_like, numeric_list
-from memharness.numbers import is_number
+from memharness.numeric import is_number
 
 CHUNK = 1 << 22  # elements compared at a time
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from memharness.numbers import is_number
+from memharness.numeric import is_number
 
 
 def numeric_list(x: Any) -> bool:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from memharness import names
 from memharness.core.atomic import write_json
 from memharness.errors import MemharnessError
-from memharness.numbers import is_int
+from memharness.numeric import is_int
 from memharness.results.manifest import entry_dir, inside_run
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from memharness.core.records import (
     read_memory_timeline,
     read_timeline,
 )
-from memharness.numbers import is_int
+from memharness.numeric import is_int
 from memharness.results import shapes
 from memharness.results.manifest import entry_dir, read_manifest
 

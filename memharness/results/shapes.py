@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from memharness.numbers import is_int, is_number
+from memharness.numeric import is_int, is_number
 
 LIMIT = 2**63  # timestamps, byte counts and pids are int64 on disk and in numpy
 

@@ -22,7 +22,7 @@ import signal
 from dataclasses import dataclass, field
 from typing import Any
 
-from memharness.numbers import is_number
+from memharness.numeric import is_number
 from memharness.runner import diskspace
 from memharness.runner.signals import STOP_SIGNALS, signal_name, stop_message
 

@@ -33,7 +33,7 @@ from memharness.corpus import files as file_source
 from memharness.corpus import hf as hf_source
 from memharness.corpus import synthetic as synthetic_source
 from memharness.corpus.lengths import DEFAULT_LENGTHS, DISTRIBUTIONS
-from memharness.numbers import is_number
+from memharness.numeric import is_number
 from memharness.pipelines.registry import KINDS
 from memharness.scenario.errors import LocatedErrors, describe, did_you_mean, format_path
 from memharness.scenario.executors import DEFAULT_EXECUTOR, EXECUTORS

@@ -10,7 +10,7 @@ import math
 import re
 from decimal import Decimal, InvalidOperation
 
-from memharness.numbers import is_number
+from memharness.numeric import is_number
 
 SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9}
 DURATION_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
