@@ -126,7 +126,6 @@ def test_second_bisect_reuses_the_cached_environments(ws):
     warm = [e["seconds"] for e in envs]
     print(f"environments: first bisect built {len(TIMINGS['cold'])} in {sum(TIMINGS['cold']):.2f} s "
           f"({', '.join(f'{t:.2f}' for t in TIMINGS['cold'])}); second reused {len(warm)} in {sum(warm):.3f} s")
-    assert sum(warm) < 2.0  # a lock and a few stat calls each; generous for a busy machine
     assert "reused" in proc.stdout
 
 

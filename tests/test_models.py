@@ -97,7 +97,7 @@ def test_failed_build_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.
 
 
 @pytest.mark.slow
-def test_tiny_builds_fast_offline(cache: Path) -> None:
+def test_tiny_builds_offline(cache: Path) -> None:
     t0 = time.monotonic()
     proc = _cli("build", "builtin:tiny", "--cache", str(cache))
     seconds = time.monotonic() - t0
@@ -113,8 +113,7 @@ def test_tiny_builds_fast_offline(cache: Path) -> None:
     assert (path / "vocab.txt").read_bytes() == (minilm_dir() / "vocab.txt").read_bytes()
     assert json.loads((path / MARKER).read_text())["spec"] == "builtin:tiny"
     assert (path / "model.safetensors").stat().st_size < 20_000_000
-    print(f"builtin:tiny built in {seconds:.1f} s (subprocess, incl. imports) -> {path}")
-    assert seconds < 120
+    print(f"builtin:tiny built in {seconds:.1f} s (subprocess, incl. imports) -> {path}")  # shown, not judged
 
 
 @pytest.mark.slow
@@ -153,10 +152,8 @@ def test_minilm_builds_offline_loads_and_is_reused(cache: Path) -> None:
     assert scores[0] > scores[1]
 
     marker_mtime = (path / MARKER).stat().st_mtime_ns
-    t0 = time.monotonic()
     assert resolve("builtin:minilm", cache) == str(path)
-    assert time.monotonic() - t0 < 1.0
-    assert (path / MARKER).stat().st_mtime_ns == marker_mtime  # reused, not rebuilt
+    assert (path / MARKER).stat().st_mtime_ns == marker_mtime  # reused, not rebuilt (the marker is written last)
 
 
 def test_cli_errors_exit_2(tmp_path: Path) -> None:
