@@ -2,7 +2,7 @@
 
 Tensors and arrays are compared in float64 (int64 for two integer tensors), chunk by chunk, so memory stays
 near the size of the two loaded leaves; JSON structurally, key path by key path, numbers within tolerance;
-anything else by value. `drift.divergence` uses `tensor_stats` for the per-step tensors of a run.
+anything else by value. `drift.divergence` uses `tensor_stats` for the module outputs of two captures.
 """
 
 from __future__ import annotations
