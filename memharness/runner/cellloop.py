@@ -22,7 +22,7 @@ from memharness.runner.supervisor import summarize
 if TYPE_CHECKING:
     from memharness.scenario import Scenario
 
-__all__ = ["CellLoop", "cells_to_run", "record_write_failure"]
+__all__ = ["CellLoop", "cells_to_run"]
 
 
 class CellLoop:
@@ -105,6 +105,31 @@ class CellLoop:
             if self.manifest.cell(plan.id)["status"] == "running":
                 self.manifest.set_status(plan.id, "interrupted", cause)
 
+    def record_write_failure(self, todo: list[CellPlan], exc: OSError) -> None:
+        """After a failed write into the run folder: the running cell's status.json and the manifest say
+        `interrupted` with cause `disk_full` or `write_error` (as far as they can still be written)."""
+        full = diskspace.is_disk_full(exc)
+        cause = "disk_full" if full else "write_error"
+        message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
+        for plan in self.running.values():
+            cell_dir = self.run_dir / names.CELLS / plan.id
+            if not cell_dir.is_dir():  # a cell running elsewhere (Ray) has no folder here yet
+                continue
+            try:
+                status = read_json(cell_dir / names.STATUS, {})
+            except (OSError, ValueError):
+                status = {}
+            status = status if isinstance(status, dict) else {}
+            status.update({"status": "interrupted", "cause": cause, "message": message})
+            try:
+                write_json(cell_dir / names.STATUS, status)
+            except OSError:
+                pass
+        try:
+            self.mark_running_cells(todo, cause)
+        except OSError:
+            pass
+
 
 def cells_to_run(manifest: Manifest, plans: list[CellPlan], retry_failed: bool) -> tuple[list[CellPlan], list[str]]:
     """(the cells to run, those among them recorded done whose folder is gone): unfinished cells, failed ones
@@ -119,29 +144,3 @@ def cells_to_run(manifest: Manifest, plans: list[CellPlan], retry_failed: bool) 
         elif entry["status"] in todo_status:
             todo.append(plan)
     return todo, missing
-
-
-def record_write_failure(loop: CellLoop, todo: list[CellPlan], exc: OSError) -> None:
-    """After a failed write into the run folder: the running cell's status.json and the manifest say
-    `interrupted` with cause `disk_full` or `write_error` (as far as they can still be written)."""
-    full = diskspace.is_disk_full(exc)
-    cause = "disk_full" if full else "write_error"
-    for plan in loop.running.values():
-        cell_dir = loop.run_dir / names.CELLS / plan.id
-        if not cell_dir.is_dir():  # a cell running elsewhere (Ray) has no folder here yet
-            continue
-        message = "the run folder's disk is full" if full else f"cannot write the run folder: {exc.strerror}"
-        try:
-            status = read_json(cell_dir / names.STATUS, {})
-        except (OSError, ValueError):
-            status = {}
-        status = status if isinstance(status, dict) else {}
-        status.update({"status": "interrupted", "cause": cause, "message": message})
-        try:
-            write_json(cell_dir / names.STATUS, status)
-        except OSError:
-            pass
-    try:
-        loop.mark_running_cells(todo, cause)
-    except OSError:
-        pass

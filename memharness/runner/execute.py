@@ -15,7 +15,7 @@ from memharness.core.atomic import read_json
 from memharness.errors import MemharnessError
 from memharness.results.writer import Manifest, ManifestError, new_run_dir
 from memharness.runner import diskspace, executors, owner
-from memharness.runner.cellloop import CellLoop, cells_to_run, record_write_failure
+from memharness.runner.cellloop import CellLoop, cells_to_run
 from memharness.runner.lock import RunLock, RunLocked
 from memharness.runner.matrix import CellPlan, expand
 from memharness.runner.plainprogress import DEFAULT_EVERY_S
@@ -268,7 +268,7 @@ def _run_cells(req: RunRequest, console, stops: StopSignals, hold, scenario: Sce
         if not (diskspace.is_disk_full(exc) or str(exc.filename or "").startswith(str(run_dir))):
             raise  # not a write into the run folder (e.g. a closed stdout): not ours to explain
         reserve.release()  # room for the bookkeeping below
-        record_write_failure(loop, todo, exc)
+        loop.record_write_failure(todo, exc)
         say(_write_failure_line(exc, run_dir, _resume_hint(req, run_dir)))
         return EXIT_WRITE_FAILED, run_dir
     finally:
